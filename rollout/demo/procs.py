@@ -1,0 +1,127 @@
+"""Start and stop local helper processes (Prometheus, HAProxy, model servers) on loopback.
+
+Every process is started here in its own session and stopped by the pid we
+started, never by name: a machine may run other Prometheus or HAProxy instances.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ProcessError(RuntimeError):
+    """A helper process failed to start or died; the message carries its log tail."""
+
+
+class ManagedProcess:
+    """A child process with its output in a log file, stopped by its own pid."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        self.env = env
+        self.cwd = cwd
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise ProcessError(f"{self.name} is not started")
+        return self.process.pid
+
+    def start(self) -> ManagedProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(self.env or {})},
+                cwd=self.cwd,
+                start_new_session=True,  # Ctrl-C on the terminal reaches us, not the children
+            )
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def wait_until(self, ready: Callable[[], bool], timeout: float = 30.0) -> None:
+        """Poll `ready` until it holds; fail early, with the log tail, if the process dies."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise ProcessError(f"{self.name} exited during start-up:\n{self.log_tail()}")
+            with contextlib.suppress(Exception):
+                if ready():
+                    return
+            time.sleep(0.1)
+        raise ProcessError(f"{self.name} not ready after {timeout:.0f}s:\n{self.log_tail()}")
+
+    def wait_http(self, url: str, timeout: float = 30.0) -> None:
+        def ok() -> bool:
+            return httpx.get(url, timeout=1.0).status_code < 500
+
+        self.wait_until(ok, timeout)
+
+    def kill(self) -> None:
+        """SIGKILL, for fault tests: the process gets no chance to clean up."""
+        if self.alive() and self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM our pid, then SIGKILL after `grace` seconds; reap it."""
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait(timeout=grace)
+
+    def __enter__(self) -> ManagedProcess:
+        return self.start() if self.process is None else self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

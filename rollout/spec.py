@@ -1,0 +1,487 @@
+"""The files users write: a `ModelRollout` spec and a rollout `Policy`.
+
+Both are Kubernetes-shaped YAML (camelCase keys) so the in-cluster controller
+reads the same documents as `rollout run`. Loading never touches traffic: a bad
+file raises `SpecError` listing every problem with its field path and a fix.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+API_VERSION: Final = "rollout.mlops.dev/v1alpha1"
+MAX_FILE_BYTES = 256 * 1024
+POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+PACKAGED_POLICY_DIR = Path(__file__).resolve().parent / "_policies"
+
+# Label values travel into PromQL and into HAProxy/Kubernetes objects. The queries
+# escape them anyway; refusing quotes, braces and newlines here gives a clear error early.
+VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+:/-]{0,62}$"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+METRIC_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+LABEL_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: object) -> float:
+    """'90s', '2m', '1.5h', '250ms' or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as '30s', '2m' or '1h'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        raise ValueError(f"{value!r} is not a duration: write e.g. '30s', '2m' or '1h'")
+    if seconds < 0 or seconds != seconds:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def format_duration(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{int(seconds // 3600)}h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)}m"
+    return f"{seconds:g}s"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+# ---------------------------------------------------------------------------- policy
+
+
+class InconclusiveAction(StrEnum):
+    PAUSE = "pause"
+    ROLLBACK = "rollback"
+
+
+class OutageAction(StrEnum):
+    ROLLBACK = "rollback"
+    PAUSE = "pause"
+
+
+class Step(_Model):
+    """One traffic step: the candidate's share of traffic and how long to hold it."""
+
+    weight: int = Field(ge=1, le=99, description="candidate's percent of traffic, 1-99")
+    hold: Seconds = Field(description="time to hold this weight while analysing")
+
+
+class MetricNames(_Model):
+    """Metric and label names of the metrics contract; defaults follow DESIGN.md."""
+
+    requests: str = Field("inference_requests_total", pattern=METRIC_PATTERN)
+    latency: str = Field("inference_latency_seconds", pattern=METRIC_PATTERN)
+    model_label: str = Field("model_name", pattern=LABEL_PATTERN)
+    version_label: str = Field("model_version", pattern=LABEL_PATTERN)
+    status_label: str = Field("status", pattern=LABEL_PATTERN)
+    error_status: str = Field("error", pattern=r"^[^\"\\\n\r{}]{1,63}$")
+
+
+class LatencyRule(_Model):
+    quantile: float = Field(0.95, gt=0.5, lt=1.0)
+    max_regression: float = Field(
+        0.20, ge=0.0, le=10.0, description="allowed relative rise of the quantile, 0.20 = +20%"
+    )
+
+
+class ErrorRule(_Model):
+    max_increase: float = Field(
+        0.0,
+        ge=0.0,
+        le=10.0,
+        description="tolerated relative rise of the error rate before it counts as a regression",
+    )
+
+
+class SloGuards(_Model):
+    """Absolute bounds beside the relative rules; off when unset."""
+
+    max_error_rate: float | None = Field(None, gt=0.0, lt=1.0)
+    max_latency_seconds: float | None = Field(None, gt=0.0)
+
+
+class Direction(StrEnum):
+    INCREASE_IS_BAD = "increase-is-bad"
+    DECREASE_IS_BAD = "decrease-is-bad"
+
+
+class CustomMetric(_Model):
+    """Any PromQL evaluated per version. `{version_selector}` stands for the version's
+    label matchers (already escaped), `{window}` for the range of the look."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    query: str = Field(min_length=1, max_length=4096)
+    direction: Direction = Direction.INCREASE_IS_BAD
+    max_relative_change: float | None = Field(None, ge=0.0)
+    max_value: float | None = None
+    min_value: float | None = None
+
+    @field_validator("query")
+    @classmethod
+    def _has_selector(cls, query: str) -> str:
+        if "{version_selector}" not in query:
+            raise ValueError(
+                "the query must contain {version_selector} where the version's label "
+                "matchers go, e.g. sum(rate(my_metric{{version_selector}}[{window}]))"
+            )
+        return query
+
+    @model_validator(mode="after")
+    def _has_rule(self) -> CustomMetric:
+        if self.max_relative_change is None and self.max_value is None and self.min_value is None:
+            raise ValueError("set maxRelativeChange (against the baseline), maxValue or minValue")
+        return self
+
+
+class SequentialJudge(_Model):
+    kind: Literal["sequential"] = "sequential"
+
+
+class KayentaJudge(_Model):
+    """Kayenta's NetflixACAJudge over per-interval values of each metric."""
+
+    kind: Literal["kayenta"]
+    marginal_score: float = Field(75.0, ge=0.0, le=100.0)
+    pass_score: float = Field(95.0, ge=0.0, le=100.0)
+    group_weights: dict[str, float] = Field(default_factory=dict)
+    tolerance: float = Field(0.25, ge=0.0)
+    confidence_level: float = Field(0.98, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> KayentaJudge:
+        if self.marginal_score > self.pass_score:
+            raise ValueError("marginalScore must not exceed passScore")
+        return self
+
+
+JudgeConfig = Annotated[SequentialJudge | KayentaJudge, Field(discriminator="kind")]
+
+
+class OutageRule(_Model):
+    """What to do when Prometheus or the router stays unreachable."""
+
+    max_duration: Seconds = Field(300.0, gt=0)
+    action: OutageAction = OutageAction.ROLLBACK
+
+
+class AnalysisSettings(_Model):
+    interval: Seconds = Field(30.0, ge=1.0, description="time between looks")
+    window: Seconds | None = Field(
+        None, description="range of each look; defaults to the interval (non-overlapping looks)"
+    )
+
+    @model_validator(mode="after")
+    def _window_covers_interval(self) -> AnalysisSettings:
+        if self.window is not None and self.window < self.interval:
+            raise ValueError("window must be at least the interval, or every look misses data")
+        return self
+
+    @property
+    def look_window(self) -> float:
+        return self.window if self.window is not None else self.interval
+
+
+class Policy(_Model):
+    """How a candidate is rolled out and judged."""
+
+    name: str = Field("custom", pattern=NAME_PATTERN)
+    steps: tuple[Step, ...] = Field(min_length=1, max_length=50)
+    analysis: AnalysisSettings = AnalysisSettings()
+    latency: LatencyRule = LatencyRule()
+    errors: ErrorRule = ErrorRule()
+    slo: SloGuards = SloGuards()
+    alpha: float = Field(
+        0.01, gt=0.0, lt=1.0, description="false-rollback rate of the whole rollout"
+    )
+    min_requests: int = Field(200, ge=1, description="requests per version before a step may pass")
+    on_inconclusive: InconclusiveAction = InconclusiveAction.PAUSE
+    inconclusive_grace: Seconds = Field(
+        0.0, description="extra time past a step's hold to wait for enough data"
+    )
+    outage: OutageRule = OutageRule()
+    metrics: MetricNames = MetricNames()
+    custom_metrics: tuple[CustomMetric, ...] = ()
+    judge: JudgeConfig = SequentialJudge()
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing(cls, steps: tuple[Step, ...]) -> tuple[Step, ...]:
+        weights = [s.weight for s in steps]
+        if any(b <= a for a, b in itertools.pairwise(weights)):
+            raise ValueError(
+                f"step weights must increase strictly, got {weights}; "
+                "promotion to 100 follows the last step"
+            )
+        return steps
+
+    @model_validator(mode="after")
+    def _unique_custom(self) -> Policy:
+        names = [m.name for m in self.custom_metrics]
+        if len(names) != len(set(names)):
+            raise ValueError("customMetrics names must be unique")
+        return self
+
+
+class PolicyFile(_Model):
+    api_version: Literal["rollout.mlops.dev/v1alpha1"] = API_VERSION
+    kind: Literal["RolloutPolicy"] = "RolloutPolicy"
+    metadata: Metadata
+    spec: Policy
+
+
+# ---------------------------------------------------------------------------- spec
+
+
+class Metadata(_Model):
+    name: str = Field(pattern=NAME_PATTERN)
+    namespace: str = Field("default", pattern=NAME_PATTERN)
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class VersionRef(_Model):
+    version: str = Field(pattern=VERSION_PATTERN, description="the model_version label value")
+
+
+class HAProxyRouterConfig(_Model):
+    kind: Literal["haproxy"]
+    admin_socket: str = Field(
+        description="HAProxy runtime API: a unix socket path or host:port (stats socket ipv4@)"
+    )
+    backend: str = Field(pattern=NAME_PATTERN)
+    baseline_server: str = Field(pattern=NAME_PATTERN)
+    candidate_server: str = Field(pattern=NAME_PATTERN)
+    timeout: Seconds = Field(5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> HAProxyRouterConfig:
+        if self.baseline_server == self.candidate_server:
+            raise ValueError("baselineServer and candidateServer must be different servers")
+        return self
+
+
+class NopRouterConfig(_Model):
+    """Gate mode: traffic is not ours to move."""
+
+    kind: Literal["nop"]
+
+
+RouterConfig = Annotated[HAProxyRouterConfig | NopRouterConfig, Field(discriminator="kind")]
+
+
+class BasicAuth(_Model):
+    username: str = Field(min_length=1)
+    password_file: Path
+
+
+class PrometheusConfig(_Model):
+    url: str = Field(
+        pattern=r"^https?://[^\s]+$", description="base URL, e.g. http://prometheus:9090"
+    )
+    bearer_token_file: Path | None = None
+    basic_auth: BasicAuth | None = None
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    tls_verify: bool = True
+    timeout: Seconds = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_auth(self) -> PrometheusConfig:
+        if self.bearer_token_file is not None and self.basic_auth is not None:
+            raise ValueError("set bearerTokenFile or basicAuth, not both")
+        return self
+
+
+class EvidenceConfig(_Model):
+    trace_link_template: str = Field(
+        "http://localhost:16686/trace/{trace_id}",
+        description="URL with {trace_id}, e.g. Jaeger or Grafana Tempo explore",
+    )
+    max_exemplars: int = Field(10, ge=0, le=1000)
+
+    @field_validator("trace_link_template")
+    @classmethod
+    def _has_trace_id(cls, template: str) -> str:
+        if "{trace_id}" not in template:
+            raise ValueError("the template must contain {trace_id}")
+        return template
+
+
+class RolloutBody(_Model):
+    model: str = Field(pattern=NAME_PATTERN, description="the model_name label value")
+    baseline: VersionRef
+    candidate: VersionRef
+    router: RouterConfig
+    prometheus: PrometheusConfig
+    policy: str | Policy = Field("default", description="a policy name, a file path, or inline")
+    evidence: EvidenceConfig = EvidenceConfig()
+
+    @model_validator(mode="after")
+    def _distinct_versions(self) -> RolloutBody:
+        if self.baseline.version == self.candidate.version:
+            raise ValueError("baseline and candidate must be different versions")
+        return self
+
+
+class RolloutSpec(_Model):
+    api_version: Literal["rollout.mlops.dev/v1alpha1"] = API_VERSION
+    kind: Literal["ModelRollout"]
+    metadata: Metadata
+    spec: RolloutBody
+
+
+PolicyFile.model_rebuild()
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+class FieldProblem(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    path: str
+    message: str
+
+
+class SpecError(Exception):
+    """A user file that cannot be used; lists every problem with its field path."""
+
+    def __init__(self, source: str, problems: list[FieldProblem]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = [f"{source}: {len(problems)} problem(s)"]
+        lines += [f"  {p.path}: {p.message}" for p in problems]
+        super().__init__("\n".join(lines))
+
+
+def file_problem(source: str, path: str, message: str) -> SpecError:
+    return SpecError(source, [FieldProblem(path=path, message=message)])
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """Refuses anchors and aliases: they are what makes a 'billion laughs' YAML bomb."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            line = event.start_mark.line + 1
+            raise file_problem(
+                self.name,
+                f"line {line}",
+                "YAML anchors and aliases are not accepted; write the values out",
+            )
+        return super().compose_node(parent, index)
+
+
+def read_yaml(path: Path) -> Any:
+    source = str(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise file_problem(source, "(file)", f"cannot read: {exc.strerror}") from None
+    if size > MAX_FILE_BYTES:
+        raise file_problem(source, "(file)", f"{size} bytes: over the {MAX_FILE_BYTES} limit")
+    try:
+        text = path.read_text(encoding="utf-8")
+        return parse_yaml(text, source)
+    except UnicodeDecodeError:
+        raise file_problem(source, "(file)", "not UTF-8 text") from None
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    if len(text.encode("utf-8")) > MAX_FILE_BYTES:
+        raise file_problem(source, "(file)", f"over the {MAX_FILE_BYTES} byte limit")
+    loader = _NoAliasLoader(text)
+    loader.name = source
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise file_problem(source, where, f"invalid YAML: {problem}") from None
+    finally:
+        loader.dispose()
+
+
+def _problems(exc: ValidationError) -> list[FieldProblem]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        # Discriminated unions put the chosen tag in the location; it is noise to a user.
+        loc = [str(p) for p in err["loc"] if p not in ("haproxy", "nop", "sequential", "kayenta")]
+        path = ".".join(loc) or "(document)"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown field: remove it or check its spelling (keys are camelCase)"
+        elif err["type"] == "union_tag_invalid":
+            message = message + "; " + "see README 'Routers' for the kinds"
+        problems.append(FieldProblem(path=path, message=message))
+    return problems
+
+
+def policy_from_data(data: Any, source: str) -> Policy:
+    """Accept a `RolloutPolicy` document or a bare policy mapping."""
+    try:
+        if isinstance(data, dict) and "kind" in data and "spec" in data:
+            return PolicyFile.model_validate(data).spec
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(source, _problems(exc)) from None
+
+
+def policy_path(name_or_path: str, relative_to: Path | None = None) -> Path:
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or "/" in name_or_path:
+        if not candidate.is_absolute() and relative_to is not None:
+            candidate = relative_to / candidate
+        return candidate
+    for folder in (POLICY_DIR, PACKAGED_POLICY_DIR):
+        found = folder / f"{name_or_path}.yaml"
+        if found.is_file():
+            return found
+    known = sorted(p.stem for p in POLICY_DIR.glob("*.yaml")) if POLICY_DIR.is_dir() else []
+    raise file_problem(name_or_path, "policy", f"no policy named {name_or_path!r}; known: {known}")
+
+
+def load_policy(name_or_path: str, relative_to: Path | None = None) -> Policy:
+    path = policy_path(name_or_path, relative_to)
+    return policy_from_data(read_yaml(path), str(path))
+
+
+def load_spec(path: Path) -> tuple[RolloutSpec, Policy]:
+    """Read a ModelRollout file and the policy it names; raise SpecError on any problem."""
+    data = read_yaml(path)
+    try:
+        spec = RolloutSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(str(path), _problems(exc)) from None
+    policy = spec.spec.policy
+    if isinstance(policy, str):
+        policy = load_policy(policy, relative_to=path.parent)
+    return spec, policy
