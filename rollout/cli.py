@@ -23,11 +23,10 @@ policy_app = typer.Typer(help="Work with policy files.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 
 console = Console(stderr=False)
-errors = Console(stderr=True)
 
 
 def _bad_input(exc: SpecError) -> typer.Exit:
-    errors.print(f"[bold red]invalid input[/] {exc}", markup=True, highlight=False)
+    typer.echo(f"invalid input: {exc}", err=True)
     return typer.Exit(int(ExitCode.BAD_INPUT))
 
 
@@ -46,7 +45,7 @@ def policy_validate(
                 load_policy(str(path) if path.suffix else f"./{path}")
         except SpecError as exc:
             failed = True
-            errors.print(str(exc), markup=False, highlight=False)
+            typer.echo(str(exc), err=True)
             continue
         console.print(f"{path}: valid", markup=False, highlight=False)
     if failed:

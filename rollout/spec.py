@@ -38,7 +38,7 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 METRIC_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
 LABEL_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
@@ -430,19 +430,38 @@ def parse_yaml(text: str, source: str) -> Any:
         loader.dispose()
 
 
+# A fix for the fields users get wrong most, keyed by the field's name.
+_HINTS = {
+    "weight": "the candidate's percent of traffic in this step, 1-99 (then 100 on promotion)",
+    "hold": "how long to hold the step, e.g. '2m'",
+    "alpha": "the false-rollback rate over the whole rollout, between 0 and 1, e.g. 0.01",
+    "quantile": "the latency quantile to compare, e.g. 0.95",
+    "minRequests": "requests per version before a step may pass, at least 1",
+    "version": "the model_version label value: letters, digits and . _ + : / - only",
+    "url": "the Prometheus base URL, e.g. http://prometheus:9090",
+}
+
+
 def _problems(exc: ValidationError) -> list[FieldProblem]:
     problems = []
-    for err in exc.errors(include_url=False):
-        # Discriminated unions put the chosen tag in the location; it is noise to a user.
-        loc = [str(p) for p in err["loc"] if p not in ("haproxy", "nop", "sequential", "kayenta")]
-        path = ".".join(loc) or "(document)"
+    errors = exc.errors(include_url=False)
+    located = [[str(p) for p in err["loc"] if p not in _UNION_TAGS] for err in errors]
+    for err, loc in zip(errors, located, strict=True):
+        # A too-short list whose items failed is noise: the items' problems say it.
+        if err["type"] == "too_short" and any(
+            other[: len(loc)] == loc and other != loc for other in located
+        ):
+            continue
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown field: remove it or check its spelling (keys are camelCase)"
-        elif err["type"] == "union_tag_invalid":
-            message = message + "; " + "see README 'Routers' for the kinds"
-        problems.append(FieldProblem(path=path, message=message))
+        elif loc and loc[-1] in _HINTS:
+            message = f"{message}; expected {_HINTS[loc[-1]]}"
+        problems.append(FieldProblem(path=".".join(loc) or "(document)", message=message))
     return problems
+
+
+_UNION_TAGS = ("haproxy", "nop", "sequential", "kayenta")
 
 
 def policy_from_data(data: Any, source: str) -> Policy:
