@@ -1,0 +1,433 @@
+"""`MetricsSource` on a real Prometheus: prometheus-api-client for queries, httpx for exemplars.
+
+Every query of a look over [start, end] is evaluated at `time=end` with a range of
+`end - start`, so analysing a past window gives the answer it gave at the time.
+Failures (unreachable, timeout, HTTP 4xx/5xx, invalid JSON, status != success) raise
+`MetricsSourceError` after a few retries of the transient ones; "no data" is not a
+failure: the field is None and `Observation.problems` says which query came back
+empty, NaN or +Inf for which version. No message, log line or repr carries a secret.
+
+Rounding. `increase()` extrapolates to the window's edges, so counts arrive as
+non-integers. Each is rounded to the nearest integer, and cumulative bucket counts
+are then made monotone in `le`. The tests keep their error rate because (1) the
+rounding error is below 0.5 per count, which is negligible at the counts where any
+test can reject (hundreds of requests per version, `minRequests`), and cannot turn
+no-regression into a confirmed one; and (2) the extrapolation factor is the same for
+both versions' series over the same window, so it scales their counts alike and
+leaves the proportions the tests compare (error share, tail share) unbiased.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import requests
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+from urllib3.util.retry import Retry
+
+from rollout.analysis.observation import (
+    Bucket,
+    CustomValue,
+    Exemplar,
+    MetricsSourceError,
+    Observation,
+    QueryRecord,
+    Target,
+    VersionCounts,
+)
+from rollout.analysis.queries import custom_query, exemplar_selector, signal_queries
+from rollout.spec import CustomMetric, MetricNames, PrometheusConfig, file_problem
+
+T = TypeVar("T")
+_HTTP_STATUS = re.compile(r"HTTP Status Code (\d+)")
+_PROM_ERROR = re.compile(r'"error"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+class _InvalidAnswer(Exception):
+    """Prometheus answered 200 but not with `{"status": "success", ...}` JSON."""
+
+
+class _HttpStatus(Exception):
+    """Prometheus answered an HTTP error; `detail` is its own error message, if any."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(status)
+        self.status = status
+        self.detail = detail
+
+
+def _check_answer(response: requests.Response, *args: object, **kwargs: object) -> None:
+    """requests response hook: the client library reads `data.result` without checking."""
+    if response.status_code != 200:
+        return
+    try:
+        body = response.json()
+    except ValueError:
+        raise _InvalidAnswer("the answer is not JSON") from None
+    if not isinstance(body, dict) or body.get("status") != "success":
+        status = body.get("status") if isinstance(body, dict) else None
+        raise _InvalidAnswer(f"the answer's status is {status!r}, not 'success'")
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, requests.ConnectionError | requests.Timeout | httpx.TransportError):
+        return True
+    return isinstance(exc, _HttpStatus) and (exc.status >= 500 or exc.status == 429)
+
+
+class PrometheusSource:
+    """Counts per version from Prometheus; see the module docstring for the guarantees."""
+
+    def __init__(
+        self,
+        config: PrometheusConfig,
+        metrics: MetricNames | None = None,
+        custom_metrics: tuple[CustomMetric, ...] = (),
+        *,
+        attempts: int = 3,
+        backoff: float = 0.25,
+    ) -> None:
+        self._metrics = metrics or MetricNames()
+        self._custom = custom_metrics
+        self._timeout = config.timeout
+        self._attempts = attempts
+        self._backoff = backoff
+        parts = urlsplit(config.url.rstrip("/"))
+        secrets = [v.get_secret_value() for v in config.headers.values()]
+        headers = {k: v.get_secret_value() for k, v in config.headers.items()}
+        auth: tuple[str, str] | None = None
+        if parts.password:  # http://user:pass@host: keep it out of every message
+            secrets.append(parts.password)
+        if config.bearer_token_file is not None:
+            token = _read_secret(config.bearer_token_file, "prometheus.bearerTokenFile")
+            secrets.append(token)
+            headers["Authorization"] = f"Bearer {token}"
+        if config.basic_auth is not None:
+            password = _read_secret(
+                config.basic_auth.password_file, "prometheus.basicAuth.passwordFile"
+            )
+            secrets.append(password)
+            auth = (config.basic_auth.username, password)
+        self._secrets = tuple(s for s in secrets if s)
+        self.url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        session = requests.Session()
+        session.verify = config.tls_verify
+        session.hooks["response"].append(_check_answer)
+        self._client = PrometheusConnect(
+            url=config.url.rstrip("/"),
+            headers=headers,
+            retry=Retry(total=0),  # tenacity retries, with backoff and a bound, below
+            auth=auth,
+            session=session,
+            timeout=config.timeout,
+        )
+        self._http = httpx.Client(
+            base_url=config.url.rstrip("/"),
+            headers=headers,
+            auth=auth,
+            verify=config.tls_verify,
+            timeout=config.timeout,
+        )
+
+    def __repr__(self) -> str:
+        return f"PrometheusSource(url={self.url!r})"
+
+    def close(self) -> None:
+        self._http.close()
+        self._client._session.close()
+
+    # ------------------------------------------------------------------ observe
+
+    def observe(self, target: Target, start: float, end: float) -> Observation:
+        """Counts per version over [start, end], every query evaluated at `end`."""
+        if not end > start:
+            raise ValueError(f"the window must end after it starts (start={start}, end={end})")
+        window = end - start
+        queries = signal_queries(self._metrics, target, window)
+        records: list[QueryRecord] = []
+        problems: list[str] = []
+        versions = {"baseline": target.baseline, "candidate": target.candidate}
+
+        def counts(signal: str, promql: str) -> dict[str, int | None]:
+            rows = self._vector(signal, promql, end)
+            by_version = {row[0].get(self._metrics.version_label): row[1] for row in rows}
+            result = {}
+            for role, version in versions.items():
+                result[role] = self._count(signal, role, version, by_version.get(version), problems)
+            records.append(QueryRecord(signal, promql, end, len(rows), _note(signal, problems)))
+            return result
+
+        requests_by_role = counts("requests", queries.requests)
+        errors_by_role = counts("errors", queries.errors)
+        latency_rows = self._vector("latency", queries.latency, end)
+        buckets = {
+            role: self._buckets(role, version, latency_rows, problems)
+            for role, version in versions.items()
+        }
+        records.append(
+            QueryRecord(
+                "latency", queries.latency, end, len(latency_rows), _note("latency", problems)
+            )
+        )
+        custom = tuple(
+            self._custom_value(m, target, window, end, records, problems) for m in self._custom
+        )
+        return Observation(
+            start=start,
+            end=end,
+            baseline=VersionCounts(
+                requests_by_role["baseline"], errors_by_role["baseline"], buckets["baseline"]
+            ),
+            candidate=VersionCounts(
+                requests_by_role["candidate"], errors_by_role["candidate"], buckets["candidate"]
+            ),
+            custom=custom,
+            queries=tuple(records),
+            problems=tuple(problems),
+        )
+
+    def _count(
+        self, signal: str, role: str, version: str, raw: float | None, problems: list[str]
+    ) -> int | None:
+        if raw is None:
+            problems.append(f"{signal}: no series for the {role} (version {version!r})")
+            return None
+        if not math.isfinite(raw) or raw < 0:
+            problems.append(f"{signal}: {raw} for the {role} (version {version!r})")
+            return None
+        return math.floor(raw + 0.5)
+
+    def _buckets(
+        self,
+        role: str,
+        version: str,
+        rows: list[tuple[dict[str, str], float]],
+        problems: list[str],
+    ) -> tuple[Bucket, ...] | None:
+        raw: list[tuple[float, float]] = []
+        for labels, value in rows:
+            if labels.get(self._metrics.version_label) != version:
+                continue
+            try:
+                raw.append((float(labels["le"]), value))
+            except (KeyError, ValueError):
+                raise MetricsSourceError(
+                    f"Prometheus at {self.url}: latency series without a numeric 'le' label"
+                ) from None
+        where = f"the {role} (version {version!r})"
+        if not raw:
+            problems.append(f"latency: no histogram series for {where}")
+            return None
+        raw.sort()
+        if raw[-1][0] != math.inf:
+            problems.append(f'latency: no le="+Inf" bucket for {where}')
+            return None
+        if not all(math.isfinite(v) and v >= 0 for _, v in raw):
+            problems.append(f"latency: NaN or infinite bucket counts for {where}")
+            return None
+        buckets: list[Bucket] = []
+        highest = 0
+        for le, value in raw:
+            # Rounding can break cumulative order by one count; the running max restores it.
+            highest = max(highest, math.floor(value + 0.5))
+            buckets.append(Bucket(le=le, count=highest))
+        return tuple(buckets)
+
+    def _custom_value(
+        self,
+        metric: CustomMetric,
+        target: Target,
+        window: float,
+        end: float,
+        records: list[QueryRecord],
+        problems: list[str],
+    ) -> CustomValue:
+        values: dict[str, float | None] = {}
+        signal = f"custom:{metric.name}"
+        for role, version in (("baseline", target.baseline), ("candidate", target.candidate)):
+            promql = custom_query(metric, self._metrics, target.model, version, window)
+            rows = self._vector(signal, promql, end)
+            where = f"the {role} (version {version!r})"
+            value: float | None = None
+            if not rows:
+                problems.append(f"{signal}: empty result for {where}")
+            elif len(rows) > 1:
+                problems.append(
+                    f"{signal}: {len(rows)} series for {where}; aggregate the query to one, "
+                    "e.g. with sum(...)"
+                )
+            elif not math.isfinite(rows[0][1]):
+                problems.append(f"{signal}: {rows[0][1]} for {where}")
+            else:
+                value = rows[0][1]
+            values[role] = value
+            records.append(QueryRecord(signal, promql, end, len(rows), _note(signal, problems)))
+        return CustomValue(metric.name, values["baseline"], values["candidate"])
+
+    def _vector(self, signal: str, promql: str, at: float) -> list[tuple[dict[str, str], float]]:
+        """Run an instant query at `at`; (labels, value) per series. A scalar is one row."""
+        data: Any = self._run(signal, lambda: self._custom_query(promql, at))
+        try:
+            if isinstance(data, list) and len(data) == 2 and not isinstance(data[0], dict):
+                return [({}, float(data[1]))]  # resultType scalar
+            return [(dict(row["metric"]), float(row["value"][1])) for row in data]
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise MetricsSourceError(
+                f"Prometheus at {self.url} answered the {signal} query with a result that is "
+                "not an instant vector"
+            ) from None
+
+    def _custom_query(self, promql: str, at: float) -> Any:
+        try:
+            return self._client.custom_query(promql, params={"time": f"{at:.3f}"})
+        except PrometheusApiClientException as exc:
+            raise self._http_status(str(exc)) from None
+
+    def _http_status(self, text: str) -> _HttpStatus:
+        status = _HTTP_STATUS.search(text)
+        detail = _PROM_ERROR.search(text)
+        return _HttpStatus(
+            status=int(status.group(1)) if status else 0,
+            detail=detail.group(1)[:300] if detail else "",
+        )
+
+    # ------------------------------------------------------------------ exemplars
+
+    def exemplars(
+        self,
+        target: Target,
+        version: str,
+        start: float,
+        end: float,
+        *,
+        min_latency: float | None = None,
+        errors_only: bool = False,
+    ) -> tuple[Exemplar, ...]:
+        """Exemplars of a version in [start, end] that carry a `trace_id` label.
+
+        Latency exemplars come from the histogram's `_bucket` series; `errors_only` reads
+        the failed requests' counter instead and takes each trace's latency from the
+        histogram when that has the same trace (NaN otherwise).
+        """
+        latency = self._exemplars(
+            exemplar_selector(self._metrics, target.model, version, errors_only=False),
+            version,
+            start,
+            end,
+        )
+        if errors_only:
+            seconds = {e.trace_id: e.value for e in latency}
+            failed = self._exemplars(
+                exemplar_selector(self._metrics, target.model, version, errors_only=True),
+                version,
+                start,
+                end,
+            )
+            chosen = [
+                Exemplar(
+                    e.trace_id, version, seconds.get(e.trace_id, math.nan), e.timestamp, e.labels
+                )
+                for e in failed
+            ]
+        else:
+            chosen = list(latency)
+        if min_latency is not None:
+            chosen = [e for e in chosen if e.value >= min_latency]
+        return tuple(chosen)
+
+    def _exemplars(self, selector: str, version: str, start: float, end: float) -> list[Exemplar]:
+        params = {"query": selector, "start": f"{start:.3f}", "end": f"{end:.3f}"}
+        data: Any = self._run(
+            "exemplars", lambda: self._get_json("/api/v1/query_exemplars", params)
+        )
+        found: list[Exemplar] = []
+        try:
+            for series in data:
+                for item in series["exemplars"]:
+                    labels = dict(item.get("labels", {}))
+                    trace_id = labels.get("trace_id")
+                    if not trace_id:
+                        continue
+                    found.append(
+                        Exemplar(
+                            trace_id=str(trace_id),
+                            version=version,
+                            value=float(item["value"]),
+                            timestamp=float(item["timestamp"]),
+                            labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+                        )
+                    )
+        except (KeyError, TypeError, ValueError):
+            raise MetricsSourceError(
+                f"Prometheus at {self.url} answered the exemplars query with an invalid shape"
+            ) from None
+        return found
+
+    def _get_json(self, path: str, params: dict[str, str]) -> Any:
+        response = self._http.get(path, params=params)
+        if response.status_code != 200:
+            raise self._http_status(f"HTTP Status Code {response.status_code} {response.text}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise _InvalidAnswer("the answer is not JSON") from None
+        if not isinstance(body, dict) or body.get("status") != "success":
+            raise _InvalidAnswer("the answer's status is not 'success'")
+        return body.get("data")
+
+    # ------------------------------------------------------------------ failures
+
+    def _run(self, signal: str, call: Callable[[], T]) -> T:
+        retrying = Retrying(
+            stop=stop_after_attempt(self._attempts),
+            wait=wait_exponential(multiplier=self._backoff, max=4.0),
+            retry=retry_if_exception(_transient),
+            reraise=True,
+        )
+        try:
+            return retrying(call)
+        except Exception as exc:
+            raise MetricsSourceError(self._redact(self._describe(signal, exc))) from None
+
+    def _describe(self, signal: str, exc: Exception) -> str:
+        where = f"Prometheus at {self.url}"
+        tries = f" (after {self._attempts} tries)" if _transient(exc) else ""
+        if isinstance(exc, requests.Timeout | httpx.TimeoutException):
+            reason = f"timed out after {self._timeout:g}s{tries}"
+        elif isinstance(exc, requests.ConnectionError | httpx.TransportError):
+            reason = f"is unreachable (connection failed){tries}; is the URL right and is it up?"
+        elif isinstance(exc, _HttpStatus):
+            detail = f": {exc.detail}" if exc.detail else ""
+            reason = f"answered HTTP {exc.status}{tries}{detail}"
+        elif isinstance(exc, _InvalidAnswer):
+            reason = f"answered garbage: {exc}"
+        elif isinstance(exc, requests.RequestException | httpx.HTTPError):
+            reason = f"request failed ({type(exc).__name__})"
+        else:
+            reason = f"answered something unreadable ({type(exc).__name__})"
+        return f"{where} {reason} [{signal} query]"
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def _note(signal: str, problems: Iterable[str]) -> str:
+    return "; ".join(p for p in problems if p.startswith(f"{signal}:"))
+
+
+def _read_secret(path: Path, field: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise file_problem(str(path), field, f"cannot read the file: {reason}") from None

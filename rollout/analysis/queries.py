@@ -1,0 +1,135 @@
+"""PromQL for one look: one query per signal covering both versions, label values escaped.
+
+Pure: builds strings from the policy's metric/label names and a `Target`. Every
+label value goes through `string_literal` (PromQL double-quoted string) and, for
+`=~` matchers, through `regex_literal` first (RE2 escaping), so a version such as
+`2.4.0"} or vector(1) #` is matched literally and cannot change the query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rollout.analysis.observation import Target
+from rollout.spec import CustomMetric, MetricNames
+
+# Go-style escapes that PromQL's string lexer understands (strconv.Unquote semantics).
+_SHORT_ESCAPES = {
+    "\\": "\\\\",
+    '"': '\\"',
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
+
+
+def string_literal(value: str) -> str:
+    """`value` as a PromQL double-quoted string literal that decodes back to exactly `value`."""
+    out = ['"']
+    for char in value:
+        code = ord(char)
+        if char in _SHORT_ESCAPES:
+            out.append(_SHORT_ESCAPES[char])
+        elif 0xD800 <= code <= 0xDFFF:
+            raise ValueError(f"label value {value!r} holds a lone surrogate; it is not UTF-8")
+        elif code < 0x20 or code == 0x7F or not char.isprintable():
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+        else:
+            out.append(char)
+    out.append('"')
+    return "".join(out)
+
+
+def regex_literal(value: str) -> str:
+    """RE2 pattern matching exactly `value`: every ASCII non-alphanumeric is backslashed
+    (RE2 reads a backslashed ASCII punctuation or space character as itself)."""
+    return "".join(
+        "\\" + char if char.isascii() and not char.isalnum() and char != "_" else char
+        for char in value
+    )
+
+
+def range_literal(seconds: float) -> str:
+    """A PromQL range duration: whole seconds as `60s`, otherwise milliseconds."""
+    if seconds <= 0:
+        raise ValueError(f"a window must be positive, got {seconds}")
+    millis = round(seconds * 1000)
+    return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"
+
+
+def _matcher(label: str, value: str) -> str:
+    return f"{label}={string_literal(value)}"
+
+
+def versions_matcher(label: str, versions: tuple[str, ...]) -> str:
+    """`label=~"^(?:a|b)$"` with each version escaped as a regex and as a string."""
+    alternatives = "|".join(regex_literal(v) for v in versions)
+    return f"{label}=~{string_literal(f'^(?:{alternatives})$')}"
+
+
+def target_selector(metrics: MetricNames, target: Target, *extra: str) -> str:
+    """Label matchers (with braces) for the model and both versions."""
+    matchers = [
+        _matcher(metrics.model_label, target.model),
+        versions_matcher(metrics.version_label, (target.baseline, target.candidate)),
+        *extra,
+    ]
+    return "{" + ",".join(matchers) + "}"
+
+
+def version_selector(metrics: MetricNames, model: str, version: str) -> str:
+    """Label matchers (with braces) for one version of the model."""
+    matchers = (_matcher(metrics.model_label, model), _matcher(metrics.version_label, version))
+    return "{" + ",".join(matchers) + "}"
+
+
+@dataclass(frozen=True)
+class SignalQueries:
+    """The three queries of one look; each returns series labelled by version."""
+
+    requests: str
+    errors: str
+    latency: str
+
+
+def signal_queries(metrics: MetricNames, target: Target, window_seconds: float) -> SignalQueries:
+    window = range_literal(window_seconds)
+    by_version = f"sum by ({metrics.version_label})"
+    all_requests = target_selector(metrics, target)
+    failed = target_selector(metrics, target, _matcher(metrics.status_label, metrics.error_status))
+    requests = f"{by_version} (increase({metrics.requests}{all_requests}[{window}]))"
+    # A counter series for the error status often appears only with the first error:
+    # a version that served requests but has no such series had zero errors, not "no data".
+    errors = f"{by_version} (increase({metrics.requests}{failed}[{window}])) or ({requests} * 0)"
+    latency = (
+        f"sum by ({metrics.version_label}, le) "
+        f"(increase({metrics.latency}_bucket{all_requests}[{window}]))"
+    )
+    return SignalQueries(requests=requests, errors=errors, latency=latency)
+
+
+def custom_query(
+    metric: CustomMetric, metrics: MetricNames, model: str, version: str, window_seconds: float
+) -> str:
+    """The policy's custom query for one version.
+
+    `{version_selector}` becomes the braced matchers `{model_name="m",model_version="v"}`
+    (written `{{version_selector}}` it means the same), `{window}` the look's range.
+    """
+    selector = version_selector(metrics, model, version)
+    query = metric.query.replace("{{version_selector}}", "{version_selector}")
+    query = query.replace("{window}", range_literal(window_seconds))
+    return query.replace("{version_selector}", selector)
+
+
+def exemplar_selector(metrics: MetricNames, model: str, version: str, *, errors_only: bool) -> str:
+    """Series whose exemplars name a version's slow requests (histogram) or failed ones."""
+    if errors_only:
+        status = _matcher(metrics.status_label, metrics.error_status)
+        selector = version_selector(metrics, model, version)[:-1] + "," + status + "}"
+        return f"{metrics.requests}{selector}"
+    return f"{metrics.latency}_bucket{version_selector(metrics, model, version)}"

@@ -1,0 +1,208 @@
+"""`rollout demo`: the whole local stack on free loopback ports, and a real rollout on it.
+
+The stack is real: a Prometheus (1 s scrape, exemplar storage), an HAProxy in front
+of the v1 and v2 model servers, and an open-loop load through HAProxy. `DemoStack`
+starts it and stops every process it started, by pid, on any exit (Ctrl-C included);
+the end-to-end tests use the same class to run `rollout run` against it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+
+import yaml
+from rich.console import Console
+
+from rollout.demo.haproxy import RunningHAProxy, start_haproxy
+from rollout.demo.load import BackgroundLoad
+from rollout.demo.procs import ManagedProcess, ProcessError, free_port
+from rollout.demo.prom import RunningPrometheus, start_prometheus
+from rollout.demo.server import ServerConfig, start_server
+from rollout.evidence.traces import find_trace
+from rollout.exit_codes import ExitCode
+from rollout.routers.base import ALL_BASELINE
+
+MODEL = "fraud-detector"
+BASELINE_VERSION = "v1"
+CANDIDATE_VERSION = "v2"
+# What v2 does in each scenario: (latency factor, error rate).
+SCENARIOS: dict[str, tuple[float, float]] = {
+    "healthy": (1.0, 0.0),
+    "latency": (1.4, 0.0),
+    "errors": (1.0, 0.05),
+}
+# Prometheus needs two scrapes of every series before increase() has a value.
+WARMUP_SECONDS = 4.0
+
+
+@dataclass(frozen=True)
+class StackFiles:
+    workdir: Path
+    spans: dict[str, Path]  # version -> the JSON-lines span file its server writes
+    pids: Path  # pids.json: every process the stack started
+
+
+class DemoStack:
+    """v1 and v2 model servers, HAProxy (all traffic on v1), Prometheus, and load."""
+
+    def __init__(self, workdir: Path, scenario: str, rps: float, seed: int = 0) -> None:
+        if scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {scenario!r}: one of {sorted(SCENARIOS)}")
+        self.workdir = workdir
+        self.scenario = scenario
+        self.rps = rps
+        self.seed = seed
+        self.files = StackFiles(
+            workdir=workdir,
+            spans={v: workdir / f"spans-{v}.jsonl" for v in (BASELINE_VERSION, CANDIDATE_VERSION)},
+            pids=workdir / "pids.json",
+        )
+        self.servers: dict[str, ManagedProcess] = {}
+        self.haproxy: RunningHAProxy | None = None
+        self.prometheus: RunningPrometheus | None = None
+        self.load: BackgroundLoad | None = None
+
+    def start(self, *, load_seconds: float = 900.0) -> DemoStack:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        latency_factor, error_rate = SCENARIOS[self.scenario]
+        try:
+            addresses = {}
+            for i, version in enumerate((BASELINE_VERSION, CANDIDATE_VERSION)):
+                port = free_port()
+                candidate = version == CANDIDATE_VERSION
+                config = ServerConfig(
+                    model=MODEL,
+                    version=version,
+                    port=port,
+                    latency_factor=latency_factor if candidate else 1.0,
+                    error_rate=error_rate if candidate else 0.0,
+                    spans_file=self.files.spans[version],
+                    seed=self.seed * 10 + i,
+                )
+                self.servers[version] = start_server(config, self.workdir / f"server-{version}.log")
+                addresses[version] = f"127.0.0.1:{port}"
+            self.haproxy = start_haproxy(
+                self.workdir / "haproxy",
+                addresses[BASELINE_VERSION],
+                addresses[CANDIDATE_VERSION],
+                ALL_BASELINE,
+            )
+            self.prometheus = start_prometheus(
+                self.workdir / "prometheus", {"model-servers": list(addresses.values())}
+            )
+            self._write_pids()
+            self.load = BackgroundLoad(
+                f"{self.haproxy.url}/predict", self.rps, load_seconds, seed=self.seed
+            ).start()
+            time.sleep(WARMUP_SECONDS)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _write_pids(self) -> None:
+        pids = {f"server-{v}": p.pid for v, p in self.servers.items()}
+        if self.haproxy is not None:
+            pids["haproxy"] = self.haproxy.pid
+        if self.prometheus is not None:
+            pids["prometheus"] = self.prometheus.process.pid
+        self.files.pids.write_text(json.dumps(pids, indent=2))
+
+    def spec_document(self, policy: str = "demo") -> dict[str, object]:
+        """The ModelRollout a user would write for this stack."""
+        if self.haproxy is None or self.prometheus is None:
+            raise ProcessError("the demo stack is not started")
+        router = self.haproxy.router_config().model_dump(mode="json", by_alias=True)
+        return {
+            "apiVersion": "rollout.mlops.dev/v1alpha1",
+            "kind": "ModelRollout",
+            "metadata": {"name": f"demo-{self.scenario}"},
+            "spec": {
+                "model": MODEL,
+                "baseline": {"version": BASELINE_VERSION},
+                "candidate": {"version": CANDIDATE_VERSION},
+                "router": router,
+                "prometheus": {"url": self.prometheus.url},
+                "policy": policy,
+                "evidence": {"traceLinkTemplate": "http://localhost:16686/trace/{trace_id}"},
+            },
+        }
+
+    def write_spec(self, path: Path, policy: str = "demo") -> Path:
+        path.write_text(yaml.safe_dump(self.spec_document(policy), sort_keys=False))
+        return path
+
+    def stop(self) -> None:
+        """Stop everything this stack started, by pid; safe to call twice."""
+        if self.load is not None:
+            with contextlib.suppress(Exception):
+                self.load.stop(timeout=15)
+        for running in (self.prometheus, self.haproxy):
+            if running is not None:
+                with contextlib.suppress(Exception):
+                    running.stop()
+        for process in self.servers.values():
+            with contextlib.suppress(Exception):
+                process.stop()
+
+    def __enter__(self) -> DemoStack:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def run_demo(
+    scenario: str, *, rps: float, report_dir: Path | None, console: Console, seed: int = 0
+) -> ExitCode:
+    """Start the stack, roll v2 out with the `demo` policy, stop the stack; the outcome's code."""
+    from rollout.driver import run_from_spec
+    from rollout.spec import load_spec
+
+    latency_factor, error_rate = SCENARIOS[scenario]
+    console.print(
+        f"[bold]demo[/] scenario [cyan]{scenario}[/]: v2 latency x{latency_factor:g}, "
+        f"errors {error_rate:.0%}; {rps:g} requests/s through HAProxy"
+    )
+    reports = report_dir if report_dir is not None else Path("reports") / f"demo-{scenario}"
+    workdir = reports / "stack"
+    # A demo always starts afresh: an old run's state would be resumed, not re-run.
+    shutil.rmtree(workdir, ignore_errors=True)
+    try:
+        with DemoStack(workdir, scenario, rps, seed).start() as stack:
+            console.print(
+                f"stack up: HAProxy {stack.haproxy.url if stack.haproxy else '?'}, "
+                f"Prometheus {stack.prometheus.url if stack.prometheus else '?'}"
+            )
+            spec, policy = load_spec(stack.write_spec(workdir / "rollout.yaml"))
+            code = run_from_spec(
+                spec,
+                policy,
+                state_dir=workdir / "state",
+                report_dir=reports,
+                console=console,
+                spans_lookup=partial(find_trace, list(stack.files.spans.values())),
+            )
+            if stack.load is not None:
+                counts = stack.load.snapshot()
+                console.print(f"load answered per version so far: {dict(counts.by_version)}")
+    except ProcessError as exc:
+        console.print(f"[red]the local stack did not start:[/] {exc}")
+        return ExitCode.INFRASTRUCTURE
+    except KeyboardInterrupt:
+        console.print("interrupted: every process the demo started is stopped")
+        raise
+    console.print(f"reports: {reports / 'report.json'}, {reports / 'report.md'}")
+    return code

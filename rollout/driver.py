@@ -1,0 +1,402 @@
+"""The imperative shell around the engine: read back -> observe -> advance -> act -> persist.
+
+Every state the engine returns is saved before its actions run, so the intent (the
+weights about to be set) is on disk before the router is touched: a crash anywhere
+resumes with the same desired weights, and setting them again is idempotent. A
+SIGTERM or Ctrl-C leaves traffic as it is; the next `rollout run` resumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Protocol
+
+from rich.console import Console
+from rich.markup import escape
+
+from rollout.analysis.observation import MetricsSource, MetricsSourceError, Target
+from rollout.analysis.verdict import Comparison
+from rollout.engine import (
+    DECISIONS,
+    Action,
+    CollectEvidence,
+    Event,
+    Looked,
+    Observe,
+    ReadWeights,
+    ReportWritten,
+    Resumed,
+    RouterFailed,
+    SetWeights,
+    SourceFailed,
+    Started,
+    Tick,
+    Wait,
+    WeightsRead,
+    WriteReport,
+    advance,
+)
+from rollout.evidence.exemplars import ERROR, SLOW, attach_spans, select_evidence
+from rollout.evidence.render import render_text, write_reports
+from rollout.evidence.report import Report, SpanTiming, TraceEvidence
+from rollout.exit_codes import ExitCode
+from rollout.routers.base import RouterError, TrafficRouter
+from rollout.spec import Policy, RolloutSpec, SpecError
+from rollout.state import (
+    LocalFileStore,
+    Phase,
+    RolloutState,
+    StateError,
+    StateLockedError,
+    StateStore,
+)
+
+EXIT_CODES = {
+    Phase.PROMOTED: ExitCode.PROMOTED,
+    Phase.ROLLED_BACK: ExitCode.ROLLED_BACK,
+    Phase.ABORTED: ExitCode.ROLLED_BACK,
+    Phase.PAUSED: ExitCode.PAUSED,
+}
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Unix seconds."""
+        ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class EvidenceSettings:
+    trace_link_template: str
+    max_exemplars: int = 10
+    report_dir: Path | None = None  # None: the terminal summary only
+    spans_lookup: Callable[[str], tuple[SpanTiming, ...]] | None = None
+
+
+class Interrupted(Exception):
+    """SIGTERM: stop where we are; the saved state lets the next run resume."""
+
+
+def policy_digest(policy: Policy) -> str:
+    return hashlib.sha256(policy.model_dump_json().encode()).hexdigest()[:16]
+
+
+class Driver:
+    """Runs one rollout to a decision (or until interrupted), persisting as it goes."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        router: TrafficRouter,
+        source: MetricsSource,
+        store: StateStore,
+        policy: Policy,
+        target: Target,
+        evidence: EvidenceSettings,
+        clock: Clock | None = None,
+        console: Console | None = None,
+    ) -> None:
+        self.name = name
+        self.router = router
+        self.source = source
+        self.store = store
+        self.policy = policy
+        self.target = target
+        self.evidence = evidence
+        self.clock = clock or SystemClock()
+        self.console = console or Console()
+        self._collected: tuple[TraceEvidence, ...] = ()
+        self._evidence_notes: tuple[str, ...] = ()
+        self._shown = ""
+
+    def run(self) -> ExitCode:
+        """Start or resume the rollout; StateLockedError / StateError when it cannot."""
+        with self.store.lock():
+            state = self.store.load()
+            if state is None:
+                if not self._preflight():
+                    return ExitCode.INFRASTRUCTURE
+                digest = policy_digest(self.policy)
+                state = RolloutState.new(self.name, self.target, digest, self.clock.now())
+                return self._loop(state, Started())
+            self._check_resumable(state)
+            return self._loop(state, Resumed())
+
+    # ------------------------------------------------------------------ the loop
+
+    def _loop(self, state: RolloutState, event: Event) -> ExitCode:
+        while True:
+            state, actions = advance(state, event, self.policy, self.clock.now())
+            self.store.save(state)
+            self._show(state, event)
+            if not actions:
+                return self._finish(state)
+            event = self._perform(state, actions)
+
+    def _perform(self, state: RolloutState, actions: tuple[Action, ...]) -> Event:
+        """Run the batch in order; the first action that learns something ends it."""
+        for action in actions:
+            event = self._act(state, action)
+            if event is not None:
+                return event
+        return Tick()
+
+    def _act(self, state: RolloutState, action: Action) -> Event | None:
+        if isinstance(action, SetWeights):
+            try:
+                self.router.set_weights(action.weights)
+            except RouterError as exc:
+                return RouterFailed(str(exc))
+            return None
+        if isinstance(action, ReadWeights):
+            try:
+                return WeightsRead(self.router.get_weights())
+            except RouterError as exc:
+                return RouterFailed(str(exc))
+        if isinstance(action, Observe):
+            try:
+                return Looked(self.source.observe(self.target, action.start, action.end))
+            except MetricsSourceError as exc:
+                return SourceFailed(str(exc))
+        if isinstance(action, Wait):
+            self.clock.sleep(max(0.0, action.until - self.clock.now()))
+            return Tick()
+        if isinstance(action, CollectEvidence):
+            self._collected, self._evidence_notes = self._collect_evidence(state)
+            return None
+        return self._write_report(state, action)
+
+    def _preflight(self) -> bool:
+        """Before any traffic moves: can we read the router and Prometheus at all?"""
+        now = self.clock.now()
+        try:
+            current = self.router.get_weights()
+            self.source.observe(self.target, now - self.policy.analysis.interval, now)
+        except (RouterError, MetricsSourceError) as exc:
+            self.console.print(
+                f"[bold red]cannot start[/]: {escape(str(exc))}; no traffic was changed"
+            )
+            return False
+        self.console.print(
+            f"starting rollout {escape(self.name)}: {escape(self.target.candidate)} against "
+            f"{escape(self.target.baseline)}, router weights now {current}"
+        )
+        return True
+
+    def _check_resumable(self, state: RolloutState) -> None:
+        if state.target != self.target or state.policy_digest != policy_digest(self.policy):
+            raise StateError(
+                f"the saved rollout {state.name!r} was started with another target or policy "
+                f"({state.target.baseline} -> {state.target.candidate}); restore that spec and "
+                "policy to resume it, or remove the state file to start over"
+            )
+
+    # ------------------------------------------------------------------ evidence, report
+
+    def _collect_evidence(
+        self, state: RolloutState
+    ) -> tuple[tuple[TraceEvidence, ...], tuple[str, ...]]:
+        start = state.started_at if state.started_at is not None else state.updated_at
+        end = state.decided_at if state.decided_at is not None else state.updated_at
+        if end <= start:
+            return (), ()
+        notes: list[str] = []
+        items: list[TraceEvidence] = []
+        latency = _latency(state)
+        baseline_p95 = latency.baseline if latency is not None else None
+        threshold = (
+            baseline_p95 * (1 + self.policy.latency.max_regression)
+            if baseline_p95 is not None
+            else None
+        )
+        settings = self.evidence
+        try:
+            if threshold is not None:
+                slow = self.source.exemplars(
+                    self.target, self.target.candidate, start, end, min_latency=threshold
+                )
+                items += select_evidence(
+                    slow,
+                    kind=SLOW,
+                    threshold=threshold,
+                    template=settings.trace_link_template,
+                    limit=settings.max_exemplars,
+                )
+            else:
+                notes.append("no baseline latency quantile: slow requests were not selected")
+            failed = self.source.exemplars(
+                self.target, self.target.candidate, start, end, errors_only=True
+            )
+            items += select_evidence(
+                failed,
+                kind=ERROR,
+                threshold=None,
+                template=settings.trace_link_template,
+                limit=settings.max_exemplars,
+            )
+        except MetricsSourceError as exc:
+            notes.append(f"exemplars could not be read: {exc}")
+        evidence = tuple(items)
+        if settings.spans_lookup is not None and evidence:
+            try:
+                evidence = attach_spans(evidence, settings.spans_lookup)
+            except Exception as exc:  # spans are a bonus: their absence is a note, not a stop
+                notes.append(f"span timings could not be read: {exc}")
+        return evidence, tuple(notes)
+
+    def _report(self, state: RolloutState) -> Report:
+        return Report(
+            kind="rollout",
+            name=state.name,
+            target=state.target,
+            decision=DECISIONS.get(state.phase, state.phase.value),
+            reason=state.reason,
+            policy=self.policy,
+            judgement=state.judgement,
+            observations=state.history,
+            evidence=self._collected,
+            weight_changes=state.weight_changes,
+            started_at=state.started_at or state.updated_at,
+            finished_at=state.decided_at or state.updated_at,
+            notes=(*state.notes, *self._evidence_notes),
+        )
+
+    def _write_report(self, state: RolloutState, action: WriteReport) -> Event:
+        report = self._report(state)
+        paths: dict[str, Path] = {}
+        if self.evidence.report_dir is not None:
+            paths = write_reports(report, self.evidence.report_dir)
+        self.console.print(render_text(report), markup=False, highlight=False, end="")
+        for fmt, path in paths.items():
+            self.console.print(f"report ({fmt}): {path}", markup=False, highlight=False)
+        return ReportWritten(tuple(str(p) for p in paths.values()))
+
+    def _finish(self, state: RolloutState) -> ExitCode:
+        code = EXIT_CODES.get(state.phase, ExitCode.INFRASTRUCTURE)
+        self.console.print(
+            f"rollout {escape(state.name)}: {state.phase.value}, weights {state.desired} "
+            f"(exit {int(code)})"
+        )
+        return code
+
+    # ------------------------------------------------------------------ progress
+
+    def _show(self, state: RolloutState, event: Event) -> None:
+        if isinstance(event, Looked) and state.judgement is not None:
+            self.console.print(_look_line(state), highlight=False)
+        if state.message and state.message != self._shown:
+            self._shown = state.message
+            self.console.print(f"  {escape(state.message)}", highlight=False)
+
+
+def _latency(state: RolloutState) -> Comparison | None:
+    comparisons = state.judgement.comparisons if state.judgement is not None else ()
+    return next((c for c in comparisons if c.metric == "latency_p95"), None)
+
+
+def _look_line(state: RolloutState) -> str:
+    judgement = state.judgement
+    assert judgement is not None
+    comparisons = {c.metric: c for c in judgement.comparisons}
+
+    def pair(metric: str, scale: float, unit: str) -> str:
+        c = comparisons.get(metric)
+        if c is None or c.baseline is None or c.candidate is None:
+            return "n/a"
+        return f"{c.baseline * scale:.1f}{unit} -> {c.candidate * scale:.1f}{unit}"
+
+    colour = {"PASS": "green", "FAIL": "red"}.get(judgement.verdict.value, "yellow")
+    return (
+        f"look {len(state.history)} weights {state.desired}: "
+        f"P95 {pair('latency_p95', 1000.0, ' ms')}, errors {pair('error_rate', 100.0, '%')} "
+        f"[{colour}]{judgement.verdict.value}[/]"
+    )
+
+
+# ---------------------------------------------------------------------------- the CLI's entry
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_from_spec(
+    spec: RolloutSpec,
+    policy: Policy,
+    *,
+    state_dir: Path,
+    report_dir: Path | None,
+    console: Console,
+    clock: Clock | None = None,
+    spans_lookup: Callable[[str], tuple[SpanTiming, ...]] | None = None,
+) -> ExitCode:
+    """`rollout run`: 0 promoted, 1 rolled back, 2 paused or interrupted, 3 bad input or
+    locked by another run, 4 router or Prometheus unreachable before any traffic moved."""
+    from rollout.analysis.prometheus import PrometheusSource
+    from rollout.routers import build_router
+
+    body = spec.spec
+    meta = spec.metadata
+    try:
+        router = build_router(body.router)
+        source = PrometheusSource(body.prometheus, policy.metrics, policy.custom_metrics)
+    except SpecError as exc:
+        console.print(f"[bold red]invalid input[/] {escape(str(exc))}")
+        return ExitCode.BAD_INPUT
+    store = LocalFileStore(state_dir / f"{meta.namespace}-{meta.name}.json")
+    driver = Driver(
+        name=meta.name,
+        router=router,
+        source=source,
+        store=store,
+        policy=policy,
+        target=Target(body.model, body.baseline.version, body.candidate.version),
+        evidence=EvidenceSettings(
+            trace_link_template=body.evidence.trace_link_template,
+            max_exemplars=body.evidence.max_exemplars,
+            report_dir=report_dir,
+            spans_lookup=spans_lookup,
+        ),
+        clock=clock,
+        console=console,
+    )
+    try:
+        with _sigterm_interrupts():
+            return driver.run()
+    except (StateLockedError, StateError) as exc:
+        console.print(f"[bold red]cannot run[/]: {escape(str(exc))}")
+        return ExitCode.BAD_INPUT
+    except (Interrupted, KeyboardInterrupt):
+        console.print(
+            f"interrupted: traffic left as it is, state saved in {store.path}; "
+            "run the same command again to resume"
+        )
+        return ExitCode.PAUSED
+    finally:
+        source.close()

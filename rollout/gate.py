@@ -1,0 +1,326 @@
+"""`rollout gate`: may this model version go on? One judgement of a window; no traffic moves.
+
+The window is cut into the policy's analysis intervals, each look's queries are
+evaluated at the look's end, and the same judge as a rollout decides. A past window
+therefore gets the answer it would have got when it happened. Exit codes:
+0 pass, 1 fail, 2 inconclusive or no data, 3 usage or configuration, 4 metrics source.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+from rich.console import Console
+
+from rollout.analysis.judge import judge
+from rollout.analysis.observation import (
+    MetricsSource,
+    MetricsSourceError,
+    Target,
+)
+from rollout.analysis.prometheus import PrometheusSource
+from rollout.analysis.queries import string_literal
+from rollout.analysis.verdict import Judgement, Verdict
+from rollout.evidence.exemplars import ERROR, SLOW, select_evidence
+from rollout.evidence.render import (
+    append_step_summary,
+    render_json,
+    render_junit,
+    render_markdown,
+    render_text,
+    write_reports,
+)
+from rollout.evidence.report import Report, TraceEvidence
+from rollout.exit_codes import ExitCode
+from rollout.spec import EvidenceConfig, Policy, PrometheusConfig, SpecError, load_policy
+from rollout.spec import parse_duration as _parse_duration
+
+DEFAULT_WINDOW = 15 * 60.0
+MAX_LOOKS = 120  # a day-long window at a 30 s interval would be thousands of queries
+CLOCK_SKEW = 60.0
+FORMATS = ("text", "json", "junit", "markdown")
+_UNIX = re.compile(r"^\d+(\.\d+)?$")
+
+
+@dataclass(frozen=True)
+class GateRequest:
+    """The options of `rollout gate`, as the CLI parsed them."""
+
+    prometheus_url: str
+    model: str
+    baseline: str
+    candidate: str
+    policy: str
+    window: str | None
+    start: str | None
+    end: str | None
+    report_dir: Path | None
+    output_format: str
+    bearer_token_file: Path | None
+
+
+class UsageError(Exception):
+    """A bad option: the message names it and says how to fix it."""
+
+
+# ---------------------------------------------------------------------------- pure parts
+
+
+def parse_time(value: str, option: str) -> float:
+    """RFC 3339 (`2024-05-01T12:00:00Z`, with an offset) or unix seconds -> unix seconds."""
+    text = value.strip()
+    if _UNIX.match(text):
+        return float(text)
+    try:
+        parsed = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise UsageError(
+            f"{option} {value!r} is not a time: write RFC 3339 with a zone, e.g. "
+            "2024-05-01T12:00:00Z, or unix seconds, e.g. 1714564800"
+        )
+    return parsed.timestamp()
+
+
+def resolve_window(request: GateRequest, now: float) -> tuple[float, float]:
+    """[start, end] from `--window` (ending at `--end` or now) or `--start`/`--end`."""
+    if request.window is not None and request.start is not None:
+        raise UsageError("--window and --start both given: use --window 15m, or --start/--end")
+    end = parse_time(request.end, "--end") if request.end is not None else now
+    if request.start is not None:
+        start = parse_time(request.start, "--start")
+    else:
+        try:
+            length = _parse_duration(request.window) if request.window else DEFAULT_WINDOW
+        except ValueError as exc:
+            raise UsageError(f"--window: {exc}") from None
+        if length <= 0:
+            raise UsageError("--window must be longer than 0, e.g. --window 15m")
+        start = end - length
+    if not end > start:
+        raise UsageError(
+            f"the window ends before it starts (start {start:.0f}, end {end:.0f}): "
+            "--end must be later than --start"
+        )
+    if end > now + CLOCK_SKEW:
+        raise UsageError(
+            f"--end is {end - now:.0f}s in the future: a window must have happened already"
+        )
+    return start, end
+
+
+def look_bounds(start: float, end: float, policy: Policy) -> list[tuple[float, float]]:
+    """The looks of [start, end]: one per analysis interval, the last ending at `end`.
+
+    A remainder shorter than an interval joins the first look; each look spans the
+    policy's look window (clipped to `start`). At most MAX_LOOKS looks: a longer
+    window gets proportionally longer intervals.
+    """
+    interval = max(policy.analysis.interval, (end - start) / MAX_LOOKS)
+    span = max(policy.analysis.look_window, interval)
+    count = max(1, math.floor((end - start) / interval + 1e-9))
+    ends = [end - interval * k for k in range(count - 1, -1, -1)]
+    bounds = [(max(start, e - span), e) for e in ends]
+    bounds[0] = (start, bounds[0][1])
+    return bounds
+
+
+def gate_exit_code(verdict: Verdict) -> ExitCode:
+    return {
+        Verdict.PASS: ExitCode.PROMOTED,
+        Verdict.FAIL: ExitCode.ROLLED_BACK,
+    }.get(verdict, ExitCode.PAUSED)
+
+
+def _decision(verdict: Verdict) -> str:
+    return {Verdict.PASS: "pass", Verdict.FAIL: "fail"}.get(verdict, "inconclusive")
+
+
+def _check_request(request: GateRequest) -> Target:
+    if request.output_format not in FORMATS:
+        raise UsageError(f"--format {request.output_format!r}: choose one of {', '.join(FORMATS)}")
+    for option, value in (
+        ("--model", request.model),
+        ("--baseline", request.baseline),
+        ("--candidate", request.candidate),
+    ):
+        if not value.strip():
+            raise UsageError(f"{option} is empty: give the label value as Prometheus stores it")
+        try:
+            string_literal(value)
+        except ValueError as exc:
+            raise UsageError(f"{option}: {exc}") from None
+    if request.baseline == request.candidate:
+        raise UsageError("--baseline and --candidate are the same version: compare two versions")
+    return Target(model=request.model, baseline=request.baseline, candidate=request.candidate)
+
+
+def _prometheus_config(request: GateRequest) -> PrometheusConfig:
+    try:
+        return PrometheusConfig(
+            url=request.prometheus_url, bearer_token_file=request.bearer_token_file
+        )
+    except ValidationError:
+        raise UsageError(
+            f"--prometheus-url {request.prometheus_url!r} is not an http(s) URL: "
+            "write e.g. --prometheus-url http://prometheus:9090"
+        ) from None
+
+
+# ---------------------------------------------------------------------------- the gate
+
+
+def run_gate(
+    request: GateRequest,
+    console: Console,
+    *,
+    now: Callable[[], float] = time.time,
+) -> ExitCode:
+    """Judge the window, print the verdict, write the reports; return the exit code."""
+    diagnostics = console if request.output_format == "text" else Console(stderr=True)
+    started = now()
+    try:
+        target = _check_request(request)
+        start, end = resolve_window(request, started)
+        policy = load_policy(request.policy)
+        config = _prometheus_config(request)
+        if request.report_dir is not None:
+            _writable(request.report_dir)
+        source = PrometheusSource(config, policy.metrics, policy.custom_metrics)
+    except (UsageError, SpecError) as exc:
+        return _stop(diagnostics, ExitCode.BAD_INPUT, "usage or configuration error", str(exc))
+    try:
+        return _judge_window(request, console, diagnostics, source, target, policy, start, end)
+    except MetricsSourceError as exc:
+        return _stop(diagnostics, ExitCode.INFRASTRUCTURE, "metrics source failed", str(exc))
+    finally:
+        source.close()
+
+
+def _judge_window(
+    request: GateRequest,
+    console: Console,
+    diagnostics: Console,
+    source: MetricsSource,
+    target: Target,
+    policy: Policy,
+    start: float,
+    end: float,
+) -> ExitCode:
+    looks = [source.observe(target, s, e) for s, e in look_bounds(start, end, policy)]
+    judgement = judge(looks, policy)
+    evidence: tuple[TraceEvidence, ...] = ()
+    notes: tuple[str, ...] = ()
+    if judgement.verdict is Verdict.FAIL:
+        evidence, notes = _evidence(source, target, start, end, judgement, policy)
+    report = Report(
+        kind="gate",
+        name="gate",
+        target=target,
+        decision=_decision(judgement.verdict),
+        reason=judgement.reason,
+        policy=policy,
+        judgement=judgement,
+        observations=tuple(looks),
+        evidence=evidence,
+        started_at=start,
+        finished_at=end,
+        notes=(
+            f"window {start:.0f}-{end:.0f} in {len(looks)} look(s), evaluated at each look's end",
+            *notes,
+        ),
+    )
+    _publish(report, request, console, diagnostics)
+    return gate_exit_code(judgement.verdict)
+
+
+def _evidence(
+    source: MetricsSource,
+    target: Target,
+    start: float,
+    end: float,
+    judgement: Judgement,
+    policy: Policy,
+) -> tuple[tuple[TraceEvidence, ...], tuple[str, ...]]:
+    """Exemplar traces of the candidate's slow or failed requests. Best effort: a missing
+    exemplar is a note in the report and never changes the verdict."""
+    settings = EvidenceConfig()
+    failed = {c.metric: c for c in judgement.comparisons if c.verdict is Verdict.FAIL}
+    found: list[TraceEvidence] = []
+    try:
+        latency = failed.get("latency_p95")
+        if latency is not None and latency.baseline is not None:
+            threshold = latency.baseline * (1 + policy.latency.max_regression)
+            slow = source.exemplars(target, target.candidate, start, end, min_latency=threshold)
+            found += select_evidence(
+                slow,
+                kind=SLOW,
+                threshold=threshold,
+                template=settings.trace_link_template,
+                limit=settings.max_exemplars,
+            )
+        if "error_rate" in failed:
+            errors = source.exemplars(target, target.candidate, start, end, errors_only=True)
+            found += select_evidence(
+                errors,
+                kind=ERROR,
+                threshold=None,
+                template=settings.trace_link_template,
+                limit=settings.max_exemplars,
+            )
+    except MetricsSourceError as exc:
+        return tuple(found), (f"exemplar evidence unavailable: {exc}",)
+    if not found:
+        return (), ("no exemplar trace IDs for the candidate in the window",)
+    return tuple(found), ()
+
+
+def _publish(report: Report, request: GateRequest, console: Console, diagnostics: Console) -> None:
+    renderers = {
+        "text": render_text,
+        "json": render_json,
+        "junit": render_junit,
+        "markdown": render_markdown,
+    }
+    _write(console, renderers[request.output_format](report))
+    if request.report_dir is not None:
+        paths = write_reports(report, request.report_dir)
+        _write(diagnostics, "reports: " + ", ".join(str(p) for p in paths.values()) + "\n")
+    if request.output_format == "text" and report.notes[1:]:
+        _write(diagnostics, "".join(f"note: {n}\n" for n in report.notes[1:]))
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        append_step_summary(report, Path(summary))
+
+
+def _stop(diagnostics: Console, code: ExitCode, title: str, message: str) -> ExitCode:
+    _write(diagnostics, f"gate: {title} (exit {int(code)}): {message}\n")
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with Path(summary).open("a", encoding="utf-8") as handle:
+            handle.write(f"\n**rollout gate: {title}** (exit {int(code)})\n\n```\n{message}\n```\n")
+    return code
+
+
+def _write(console: Console, text: str) -> None:
+    """Plain text, as is: no markup, highlighting or wrapping (JSON and XML must stay valid)."""
+    console.print(text, end="", markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+
+def _writable(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"--report-dir {str(directory)!r} cannot be created ({exc.strerror}): "
+            "choose a writable directory"
+        ) from None

@@ -1,0 +1,72 @@
+"""The Prometheus side of the metrics contract, and `/metrics` in the format the scraper asks for.
+
+Prometheus sends `Accept: application/openmetrics-text...` when exemplar storage is on;
+only the OpenMetrics encoding carries exemplars, so the encoder follows the header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
+from starlette.requests import Request
+from starlette.responses import Response
+
+# Around the usual SLO (P95 <= 150 ms): fine steps there, coarse beyond.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0)
+FEATURE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class ModelMetrics:
+    """The contract's metrics for one model version, on one registry."""
+
+    def __init__(self, registry: CollectorRegistry, model_name: str, model_version: str) -> None:
+        self.registry = registry
+        self._labels = {"model_name": model_name, "model_version": model_version}
+        self.requests = Counter(
+            "inference_requests",
+            "Inference requests answered, by outcome (error: HTTP 5xx or an exception).",
+            ["model_name", "model_version", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "inference_latency_seconds",
+            "Inference request latency, from the first byte in to the last byte out.",
+            ["model_name", "model_version"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.feature_fetch = Histogram(
+            "feature_fetch_seconds",
+            "Time spent fetching features, by feature source.",
+            ["source"],
+            buckets=FEATURE_BUCKETS,
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "in_flight_requests", "Inference requests being served now.", registry=registry
+        )
+        # Both outcomes exist from the start, so a rate over them is 0 rather than absent.
+        for status in ("ok", "error"):
+            self.requests.labels(**self._labels, status=status)
+        self.latency.labels(**self._labels)
+
+    def observe_request(self, latency_seconds: float, failed: bool, trace_id: str | None) -> None:
+        """One finished request; `trace_id` only when its trace was kept (see sampling.py)."""
+        exemplar = {"trace_id": trace_id} if trace_id else None
+        status = "error" if failed else "ok"
+        self.requests.labels(**self._labels, status=status).inc(exemplar=exemplar)
+        self.latency.labels(**self._labels).observe(latency_seconds, exemplar=exemplar)
+
+
+def metrics_endpoint(
+    registry: CollectorRegistry,
+) -> Callable[[Request], Awaitable[Response]]:
+    """A Starlette endpoint serving `registry` in the encoding the `Accept` header selects."""
+
+    async def metrics(request: Request) -> Response:
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encoder(registry), headers={"Content-Type": content_type})
+
+    return metrics

@@ -1,0 +1,181 @@
+"""The judge on plain histories: verdicts, reasons, data rules, validity by simulation."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pytest
+from judge_sim import rollout
+
+from rollout.analysis.judge import judge
+from rollout.analysis.observation import CustomValue, Observation, QueryRecord
+from rollout.analysis.verdict import Verdict
+from rollout.spec import Policy
+
+
+def policy(**fields: Any) -> Policy:
+    return Policy.model_validate({"steps": [{"weight": 10, "hold": "5m"}], **fields})
+
+
+def test_healthy_candidate_passes_and_states_the_change() -> None:
+    history = rollout(np.random.default_rng(1), 20, 50.0)
+    result = judge(history, policy())
+    assert result.verdict is Verdict.PASS
+    assert result.decided_by is None
+    latency = next(c for c in result.comparisons if c.metric == "latency_p95")
+    assert latency.interval is not None and latency.interval[0] < 1.0 < latency.interval[1]
+    assert "P95" in result.reason and "99% CI" in result.reason and "error rate" in result.reason
+
+
+def test_latency_regression_fails_with_every_number_in_the_reason() -> None:
+    history = rollout(np.random.default_rng(2), 20, 50.0, latency_scale=1.5)
+    result = judge(history, policy())
+    assert result.verdict is Verdict.FAIL
+    assert result.decided_by == "latency_p95"
+    latency = next(c for c in result.comparisons if c.metric == "latency_p95")
+    assert latency.e_value is not None and latency.threshold == pytest.approx(2 / (0.01 / 2))
+    assert latency.e_value >= latency.threshold
+    assert latency.p_value is not None and latency.p_value <= 0.01
+    assert latency.effect is not None and latency.effect > 1.3
+    assert "exceeds the allowed +20%" in result.reason and "e-value" in result.reason
+
+
+def test_errors_fail_early_at_low_counts_before_the_minimum_sample() -> None:
+    history = rollout(np.random.default_rng(3), 2, 5.0, candidate_error=0.5)
+    assert sum(o.candidate.requests or 0 for o in history) < 200
+    result = judge(history, policy())
+    assert result.verdict is Verdict.FAIL
+    assert result.decided_by == "error_rate"
+
+
+def test_too_little_data_is_inconclusive_never_pass() -> None:
+    history = rollout(np.random.default_rng(4), 3, 2.0)
+    result = judge(history, policy(minRequests=1000))
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert "too little data" in result.reason
+
+
+def test_missing_candidate_latency_is_no_data_naming_the_query() -> None:
+    history = rollout(np.random.default_rng(5), 5, 50.0)
+    query = QueryRecord("latency", "sum by (model_version, le) (...)", 150.0, 1, "empty")
+    last = history[-1]
+    history[-1] = replace(
+        last,
+        candidate=replace(last.candidate, buckets=None),
+        queries=(query,),
+        problems=("latency: no series for candidate",),
+    )
+    result = judge(history, policy())
+    assert result.verdict is Verdict.NO_DATA
+    assert result.decided_by == "latency_p95"
+    assert "candidate latency" in result.reason and "sum by (model_version, le)" in result.reason
+
+
+def test_missing_requests_is_no_data_for_errors() -> None:
+    history = rollout(np.random.default_rng(6), 5, 50.0)
+    history[-1] = replace(history[-1], baseline=replace(history[-1].baseline, requests=None))
+    result = judge(history, policy())
+    assert result.verdict is Verdict.NO_DATA
+    assert result.decided_by == "error_rate"
+
+
+def test_empty_history_is_no_data() -> None:
+    assert judge([], policy()).verdict is Verdict.NO_DATA
+
+
+def test_absent_error_series_counts_as_zero_errors() -> None:
+    history = [
+        replace(
+            o,
+            baseline=replace(o.baseline, errors=None),
+            candidate=replace(o.candidate, errors=None),
+        )
+        for o in rollout(np.random.default_rng(7), 10, 50.0)
+    ]
+    result = judge(history, policy())
+    assert result.verdict is Verdict.PASS
+    assert "counted as 0" in result.reason
+
+
+def test_slo_guards_fail_on_their_own() -> None:
+    history = rollout(np.random.default_rng(8), 20, 50.0, baseline_error=0.05, candidate_error=0.05)
+    result = judge(history, policy(slo={"maxErrorRate": 0.01, "maxLatencySeconds": 0.05}))
+    failed = {c.metric for c in result.comparisons if c.verdict is Verdict.FAIL}
+    assert failed == {"slo:error_rate", "slo:latency_p95"}
+    assert result.verdict is Verdict.FAIL
+
+
+def _with_custom(
+    history: list[Observation], baseline: float, candidate: float
+) -> list[Observation]:
+    return [replace(o, custom=(CustomValue("kpi", baseline, candidate),)) for o in history]
+
+
+def test_custom_metric_relative_and_absolute_rules() -> None:
+    base = rollout(np.random.default_rng(9), 15, 50.0)
+    rule = {"name": "kpi", "query": "sum(x{version_selector})", "maxRelativeChange": 0.1}
+    worse = judge(_with_custom(base, 1.0, 1.5), policy(customMetrics=[rule]))
+    assert worse.verdict is Verdict.FAIL and worse.decided_by == "custom:kpi"
+    fine = judge(_with_custom(base, 1.0, 1.05), policy(customMetrics=[rule]))
+    assert fine.verdict is Verdict.PASS
+    bound = {"name": "kpi", "query": "sum(x{version_selector})", "maxValue": 2.0}
+    over = judge(_with_custom(base, 1.0, 3.0), policy(customMetrics=[bound]))
+    assert over.decided_by == "custom:kpi:max_value" and over.verdict is Verdict.FAIL
+    missing = _with_custom(base, 1.0, 1.0)
+    missing[-1] = replace(missing[-1], custom=(CustomValue("kpi", 1.0, math.nan),))
+    assert judge(missing, policy(customMetrics=[rule])).verdict is Verdict.NO_DATA
+
+
+def test_alpha_is_split_over_the_active_tests() -> None:
+    history = rollout(np.random.default_rng(10), 5, 50.0)
+    result = judge(history, policy(slo={"maxErrorRate": 0.2}))
+    errors = next(c for c in result.comparisons if c.metric == "error_rate")
+    assert errors.threshold == pytest.approx(3 / 0.01)
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        {},
+        {"latency_scale": 1.3},
+        {"candidate_error": 0.03},
+        {"latency_scale": 0.8},
+    ],
+)
+def test_details_off_gives_the_same_verdict_at_every_look(scenario: dict[str, float]) -> None:
+    history = rollout(np.random.default_rng(11), 12, 20.0, **scenario)
+    for t in range(1, len(history) + 1):
+        full = judge(history[:t], policy(minRequests=100))
+        quick = judge(history[:t], policy(minRequests=100), details=False)
+        assert (quick.verdict, quick.decided_by) == (full.verdict, full.decided_by)
+        assert [c.verdict for c in quick.comparisons] == [c.verdict for c in full.comparisons]
+
+
+@pytest.mark.parametrize("rps", [2.0, 30.0])
+def test_a_a_rollouts_roll_back_at_most_alpha(rps: float) -> None:
+    """200 A/A rollouts of 30 looks at alpha 0.05 (so the rate is measurable)."""
+    rng = np.random.default_rng(12)
+    runs, alpha = 200, 0.05
+    slack = 3 * math.sqrt(alpha * (1 - alpha) / runs)
+    chosen = policy(alpha=alpha)
+    rollbacks = 0
+    for _ in range(runs):
+        # The reported e-value is the maximum over all looks so far, so one call on
+        # the whole history fails exactly when some earlier call would have.
+        history = rollout(rng, 30, rps)
+        rollbacks += judge(history, chosen, details=False).verdict is Verdict.FAIL
+    assert rollbacks / runs <= alpha + slack
+
+
+def test_kayenta_judge_scores_per_interval_values() -> None:
+    kayenta = {"kind": "kayenta", "marginalScore": 60, "passScore": 90}
+    slow = rollout(np.random.default_rng(13), 10, 50.0, latency_scale=1.6)
+    result = judge(slow, policy(judge=kayenta))
+    assert result.verdict is Verdict.FAIL and result.decided_by == "kayenta:score"
+    latency = next(c for c in result.comparisons if c.metric == "latency_p95")
+    assert latency.verdict is Verdict.FAIL
+    healthy = rollout(np.random.default_rng(14), 10, 50.0)
+    assert judge(healthy, policy(judge=kayenta)).verdict is Verdict.PASS

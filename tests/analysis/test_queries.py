@@ -1,0 +1,124 @@
+"""PromQL templates: exact shapes, escaping, and that any label value stays a literal."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rollout.analysis.observation import Target
+from rollout.analysis.queries import (
+    custom_query,
+    exemplar_selector,
+    range_literal,
+    signal_queries,
+    string_literal,
+    versions_matcher,
+)
+from rollout.spec import CustomMetric, MetricNames
+
+TARGET = Target(model="fraud", baseline="2.3.1", candidate="2.4.0")
+INJECTION = '2.4.0"} or vector(1) #'
+
+
+def test_one_query_per_signal_covers_both_versions() -> None:
+    queries = signal_queries(MetricNames(), TARGET, 60)
+    selector = 'model_name="fraud",model_version=~"^(?:2\\\\.3\\\\.1|2\\\\.4\\\\.0)$"'
+    assert queries.requests == (
+        f"sum by (model_version) (increase(inference_requests_total{{{selector}}}[60s]))"
+    )
+    assert queries.errors == (
+        "sum by (model_version) (increase(inference_requests_total"
+        f'{{{selector},status="error"}}[60s])) or ({queries.requests} * 0)'
+    )
+    assert queries.latency == (
+        "sum by (model_version, le) "
+        f"(increase(inference_latency_seconds_bucket{{{selector}}}[60s]))"
+    )
+
+
+def test_metric_and_label_names_come_from_the_policy() -> None:
+    names = MetricNames(
+        requests="http_requests_total",
+        latency="http_duration_seconds",
+        model_label="app",
+        version_label="track",
+        status_label="code",
+        error_status="5xx",
+    )
+    queries = signal_queries(names, TARGET, 90)
+    assert queries.requests.startswith("sum by (track) (increase(http_requests_total{app=")
+    assert 'code="5xx"' in queries.errors
+    assert "http_duration_seconds_bucket{app=" in queries.latency
+    assert "by (track, le)" in queries.latency
+    assert "[90s]" in queries.latency
+
+
+def test_injection_string_is_quoted_not_executed() -> None:
+    target = Target(model="fraud", baseline="2.3.1", candidate=INJECTION)
+    queries = signal_queries(MetricNames(), target, 60)
+    # Escaped twice over (regex, then string): the matcher still closes where it should.
+    assert queries.requests == (
+        "sum by (model_version) (increase(inference_requests_total{"
+        r'model_name="fraud",model_version=~"^(?:2\\.3\\.1|2\\.4\\.0\\\"\\}\\ or'
+        r'\\ vector\\(1\\)\\ \\#)$"}[60s]))'
+    )
+    assert "vector(1)" not in queries.requests
+
+
+def test_ranges_are_whole_seconds_or_milliseconds() -> None:
+    assert range_literal(60) == "60s"
+    assert range_literal(900.0) == "900s"
+    assert range_literal(1.5) == "1500ms"
+    with pytest.raises(ValueError, match="positive"):
+        range_literal(0)
+
+
+def test_custom_query_gets_one_versions_selector_and_the_window() -> None:
+    metric = CustomMetric(
+        name="cpu",
+        query="avg(rate(process_cpu_seconds_total{version_selector}[{window}]))",
+        max_relative_change=0.5,
+    )
+    query = custom_query(metric, MetricNames(), "fraud", "2.4.0", 120)
+    assert query == (
+        'avg(rate(process_cpu_seconds_total{model_name="fraud",model_version="2.4.0"}[120s]))'
+    )
+    doubled = CustomMetric(name="x", query="sum(m{{version_selector}})", max_value=1)
+    assert custom_query(doubled, MetricNames(), "fraud", "2.4.0", 60) == (
+        'sum(m{model_name="fraud",model_version="2.4.0"})'
+    )
+
+
+def test_exemplar_selectors() -> None:
+    slow = exemplar_selector(MetricNames(), "fraud", "2.4.0", errors_only=False)
+    assert slow == 'inference_latency_seconds_bucket{model_name="fraud",model_version="2.4.0"}'
+    failed = exemplar_selector(MetricNames(), "fraud", "2.4.0", errors_only=True)
+    assert failed == (
+        'inference_requests_total{model_name="fraud",model_version="2.4.0",status="error"}'
+    )
+
+
+def test_lone_surrogates_are_refused() -> None:
+    with pytest.raises(ValueError, match="surrogate"):
+        string_literal("a\ud800")
+
+
+# PromQL string escapes are Go's; on the characters string_literal emits they mean the same
+# as Python's, so Python's parser is an independent decoder. The real-Prometheus round trip
+# is in tests/analysis/test_prometheus.py.
+@given(st.text())
+def test_any_string_round_trips_as_a_string_literal(value: str) -> None:
+    literal = string_literal(value)
+    assert ast.literal_eval(literal) == value
+    assert "\n" not in literal
+
+
+@given(st.text(), st.text())
+def test_any_string_round_trips_as_a_regex_literal(value: str, other: str) -> None:
+    pattern = ast.literal_eval(versions_matcher("v", (value, "x"))[len("v=~") :])
+    assert re.fullmatch(pattern, value)
+    assert re.fullmatch(pattern, other) is None or other in (value, "x")

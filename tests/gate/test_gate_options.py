@@ -1,0 +1,123 @@
+"""`rollout gate` options: times, windows, looks, and every usage error exiting 3."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from rollout.exit_codes import ExitCode
+from rollout.gate import GateRequest, UsageError, look_bounds, parse_time, resolve_window, run_gate
+from rollout.spec import load_policy
+
+NOW = 1_714_564_800.0  # 2024-05-01T12:00:00Z
+
+REQUEST = GateRequest(
+    prometheus_url="http://127.0.0.1:9",
+    model="fraud",
+    baseline="2.3.1",
+    candidate="2.4.0",
+    policy="default",
+    window="15m",
+    start=None,
+    end=None,
+    report_dir=None,
+    output_format="text",
+    bearer_token_file=None,
+)
+
+
+def test_times_are_rfc3339_with_a_zone_or_unix_seconds() -> None:
+    assert parse_time("2024-05-01T12:00:00Z", "--end") == NOW
+    assert parse_time("2024-05-01T14:00:00+02:00", "--end") == NOW
+    assert parse_time("2024-05-01T12:00:00.5Z", "--end") == NOW + 0.5
+    assert parse_time("1714564800", "--end") == NOW
+    assert parse_time("1714564800.25", "--end") == NOW + 0.25
+    for bad in ("2024-05-01T12:00:00", "yesterday", "-5", ""):
+        with pytest.raises(UsageError, match="--end"):
+            parse_time(bad, "--end")
+
+
+def test_windows_end_now_or_at_end() -> None:
+    assert resolve_window(REQUEST, NOW) == (NOW - 900, NOW)
+    at = replace(REQUEST, window="1h", end="2024-05-01T11:00:00Z")
+    assert resolve_window(at, NOW) == (NOW - 7200, NOW - 3600)
+    explicit = replace(REQUEST, window=None, start="1714563000", end="1714564000")
+    assert resolve_window(explicit, NOW) == (1_714_563_000.0, 1_714_564_000.0)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"window": None, "start": "1714564800", "end": "1714564800"}, "--end must be later"),
+        ({"window": None, "start": "1714564900", "end": "1714564800"}, "--end must be later"),
+        ({"window": "15m", "start": "1714564000"}, "--window and --start"),
+        ({"window": "fifteen"}, "--window"),
+        ({"window": "0s"}, "--window"),
+        ({"window": None, "start": "1714564000", "end": "1714568400"}, "in the future"),
+    ],
+)
+def test_bad_windows_name_the_option(changes: dict[str, str | None], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        resolve_window(replace(REQUEST, **changes), NOW)  # type: ignore[arg-type]
+
+
+def test_looks_follow_the_policys_interval_and_end_at_the_window_end() -> None:
+    policy = load_policy("default")  # 1 minute interval
+    assert look_bounds(0, 900, policy) == [(0, 60)] + [(60 * k, 60 * k + 60) for k in range(1, 15)]
+    # A remainder joins the first look; a short window is one look.
+    assert look_bounds(0, 150, policy) == [(0, 90), (90, 150)]
+    assert look_bounds(0, 20, policy) == [(0, 20)]
+    # A day at a 1 minute interval would be 1440 looks: capped, still ending at `end`.
+    day = look_bounds(0, 86_400, policy)
+    assert len(day) == 120 and day[-1] == (85_680, 86_400) and day[0][0] == 0
+
+
+def run(request: GateRequest) -> tuple[ExitCode, str]:
+    out = io.StringIO()
+    code = run_gate(request, Console(file=out, width=120), now=lambda: NOW)
+    return code, out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"prometheus_url": "prometheus:9090"}, "--prometheus-url 'prometheus:9090' is not"),
+        ({"policy": "no-such-policy"}, "no policy named 'no-such-policy'"),
+        ({"candidate": "2.3.1"}, "--baseline and --candidate are the same"),
+        ({"model": " "}, "--model is empty"),
+        ({"window": None, "start": "1714564800", "end": "1714564000"}, "--end must be later"),
+    ],
+)
+def test_usage_errors_exit_3_and_say_what_to_fix(changes: dict[str, str], message: str) -> None:
+    code, output = run(replace(REQUEST, **changes))  # type: ignore[arg-type]
+    assert code == ExitCode.BAD_INPUT
+    assert "usage or configuration error" in output and message in output
+
+
+def test_with_a_machine_format_errors_go_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    code, output = run(replace(REQUEST, output_format="json", prometheus_url="ftp://x"))
+    assert code == ExitCode.BAD_INPUT and output == ""
+    assert "--prometheus-url 'ftp://x' is not" in capsys.readouterr().err
+    code, output = run(replace(REQUEST, output_format="yaml"))
+    assert code == ExitCode.BAD_INPUT and "--format 'yaml'" in capsys.readouterr().err
+
+
+def test_bad_policy_file_and_token_file_exit_3(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("steps: [{weight: 5, hold: 1m}]\nalpha: 2\n")
+    code, output = run(replace(REQUEST, policy=str(policy)))
+    assert code == ExitCode.BAD_INPUT and "alpha" in output
+    missing = tmp_path / "token"
+    code, output = run(replace(REQUEST, bearer_token_file=missing))
+    assert code == ExitCode.BAD_INPUT and "bearerTokenFile" in output
+
+
+def test_an_unwritable_report_dir_exits_3(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, output = run(replace(REQUEST, report_dir=blocker / "reports"))
+    assert code == ExitCode.BAD_INPUT and "--report-dir" in output

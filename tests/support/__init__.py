@@ -1,0 +1,1 @@
+"""Test helpers other tests reuse: synthetic OpenMetrics, backfill, a Prometheus on it."""

@@ -1,0 +1,237 @@
+"""Synthetic, messy model-server metrics as OpenMetrics text, with the exact truth beside them.
+
+Two versions per model, several instances (pods) per version, one instance whose
+counters reset half-way (a pod restart), extra labels (route, instance, pod), latency
+from a lognormal distribution (a `latency_scale` multiplies every quantile, P95
+included), an error fraction and a request rate per version. Samples every
+`step` seconds. `Truth` keeps every increment, so a test can say exactly what
+`sum by (model_version) (increase(...[w]))` must return for any aligned window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rollout.analysis.observation import Bucket, VersionCounts
+from rollout.spec import MetricNames
+
+# The metrics contract's buckets (DESIGN.md), in seconds.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0)
+
+
+@dataclass(frozen=True)
+class VersionProfile:
+    """How one version behaves: traffic, errors and latency."""
+
+    version: str
+    rps: float = 40.0  # requests per second over all instances and routes
+    error_rate: float = 0.005
+    latency_median: float = 0.05  # seconds
+    latency_sigma: float = 0.4  # lognormal shape
+    latency_scale: float = 1.0  # multiplies every latency: P95 x latency_scale
+    instances: int = 3
+    reset_instance: int | None = 1  # this instance's counters restart half-way
+
+    def quantile(self, q: float) -> float:
+        """The true latency quantile in seconds."""
+        from scipy.stats import norm
+
+        z = float(norm.ppf(q))
+        return self.latency_scale * self.latency_median * math.exp(self.latency_sigma * z)
+
+
+@dataclass(frozen=True)
+class SyntheticModel:
+    model: str
+    baseline: VersionProfile
+    candidate: VersionProfile | None  # None: the candidate has no series at all
+    seed: int = 0
+    routes: tuple[str, ...] = ("/predict",)
+
+
+@dataclass
+class _Increments:
+    """Per-step increments of one version, summed over instances and routes."""
+
+    requests: np.ndarray  # shape (steps,)
+    errors: np.ndarray
+    buckets: np.ndarray  # shape (steps, len(LATENCY_BUCKETS) + 1), cumulative over `le`
+
+
+@dataclass
+class Truth:
+    """Exact per-version counts behind the OpenMetrics text."""
+
+    timestamps: np.ndarray  # sample times, unix seconds
+    versions: dict[tuple[str, str], _Increments] = field(default_factory=dict)
+
+    def counts(self, model: str, version: str, start: float, end: float) -> VersionCounts:
+        """What `increase()` over [start, end] sees: the increments at samples in (start, end]."""
+        inc = self.versions[(model, version)]
+        mask = (self.timestamps > start) & (self.timestamps <= end)
+        cumulative = inc.buckets[mask].sum(axis=0)
+        bounds = (*LATENCY_BUCKETS, math.inf)
+        return VersionCounts(
+            requests=int(inc.requests[mask].sum()),
+            errors=int(inc.errors[mask].sum()),
+            buckets=tuple(
+                Bucket(le=le, count=int(c)) for le, c in zip(bounds, cumulative, strict=True)
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Dataset:
+    openmetrics: str
+    truth: Truth
+    start: float  # first sample
+    end: float  # last sample
+
+
+def _label_value(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def _labels(pairs: Sequence[tuple[str, str]]) -> str:
+    return "{" + ",".join(f"{k}={_label_value(v)}" for k, v in pairs) + "}"
+
+
+def _format(value: float) -> str:
+    return repr(float(value)) if not float(value).is_integer() else str(int(value))
+
+
+@dataclass
+class _Series:
+    name: str
+    labels: tuple[tuple[str, str], ...]
+    values: np.ndarray  # cumulative, as a counter reads
+
+
+def _counter(increments: np.ndarray, base: float, reset_at: int | None) -> np.ndarray:
+    """Cumulative values from per-step increments; the first sample is the `base` history.
+
+    A reset at step r: the pod restarted, so the value there is only what came after."""
+    values = base + np.cumsum(increments)
+    if reset_at is not None:
+        values[reset_at:] = np.cumsum(increments[reset_at:])
+    return values
+
+
+def _instance_series(
+    model: SyntheticModel,
+    profile: VersionProfile,
+    names: MetricNames,
+    steps: int,
+    step: float,
+    rng: np.random.Generator,
+    totals: _Increments,
+) -> Iterator[_Series]:
+    bounds = np.array(LATENCY_BUCKETS)
+    per_stream = profile.rps * step / (profile.instances * len(model.routes))
+    for index in range(profile.instances):
+        reset_at = steps // 2 if profile.reset_instance == index else None
+        pod = f"{model.model}-{profile.version}-{index}"
+        for route in model.routes:
+            # Step 0 is the sample every window starts from: no increments before it count.
+            n = rng.poisson(per_stream, size=steps)
+            n[0] = 0
+            errors = rng.binomial(n, profile.error_rate)
+            latencies = profile.latency_scale * rng.lognormal(
+                math.log(profile.latency_median), profile.latency_sigma, size=int(n.sum())
+            )
+            step_of = np.repeat(np.arange(steps), n)
+            slot = np.searchsorted(bounds, latencies, side="left")  # le: latency <= bound
+            per_bucket = np.bincount(
+                step_of * (len(bounds) + 1) + slot, minlength=steps * (len(bounds) + 1)
+            ).reshape(steps, len(bounds) + 1)
+            cumulative = np.cumsum(per_bucket, axis=1)
+            seconds = np.bincount(step_of, weights=latencies, minlength=steps)
+            totals.requests += n
+            totals.errors += errors
+            totals.buckets += cumulative
+
+            common = (
+                (names.model_label, model.model),
+                (names.version_label, profile.version),
+                ("route", route),
+                ("instance", f"10.0.{index}.1:8000"),
+                ("pod", pod),
+            )
+            base = float(rng.integers(1000, 5000))  # counters have history before the data
+            for status, count in (("ok", n - errors), (names.error_status, errors)):
+                yield _Series(
+                    names.requests,
+                    (*common, (names.status_label, status)),
+                    _counter(count, base, reset_at),
+                )
+            for i, le in enumerate((*(repr(b) for b in LATENCY_BUCKETS), "+Inf")):
+                yield _Series(
+                    f"{names.latency}_bucket",
+                    (*common, ("le", le)),
+                    _counter(cumulative[:, i], base * (i + 1), reset_at),
+                )
+            yield _Series(f"{names.latency}_count", common, _counter(n, base * 13, reset_at))
+            yield _Series(f"{names.latency}_sum", common, _counter(seconds, base, reset_at))
+
+
+def synthesize(
+    models: Sequence[SyntheticModel],
+    *,
+    end: float,
+    minutes: float,
+    step: float = 15.0,
+    names: MetricNames | None = None,
+) -> Dataset:
+    """OpenMetrics text for `models` over `minutes` ending at `end` (unix seconds)."""
+    names = names or MetricNames()
+    steps = round(minutes * 60 / step) + 1
+    timestamps = end - step * np.arange(steps - 1, -1, -1)
+    truth = Truth(timestamps=timestamps)
+    series: list[_Series] = []
+    for model in models:
+        rng = np.random.default_rng(model.seed)
+        for profile in (model.baseline, model.candidate):
+            if profile is None:
+                continue
+            totals = _Increments(
+                requests=np.zeros(steps, dtype=np.int64),
+                errors=np.zeros(steps, dtype=np.int64),
+                buckets=np.zeros((steps, len(LATENCY_BUCKETS) + 1), dtype=np.int64),
+            )
+            series.extend(_instance_series(model, profile, names, steps, step, rng, totals))
+            truth.versions[(model.model, profile.version)] = totals
+    return Dataset(
+        openmetrics=_render(series, timestamps, names),
+        truth=truth,
+        start=float(timestamps[0]),
+        end=float(timestamps[-1]),
+    )
+
+
+def _render(series: list[_Series], timestamps: np.ndarray, names: MetricNames) -> str:
+    """OpenMetrics text: one family after the other, each series' samples in time order."""
+    requests_family = names.requests.removesuffix("_total")
+    families = (
+        (requests_family, "counter", (names.requests,)),
+        (
+            names.latency,
+            "histogram",
+            tuple(f"{names.latency}{s}" for s in ("_bucket", "_count", "_sum")),
+        ),
+    )
+    stamps = [_format(t) for t in timestamps]
+    lines: list[str] = []
+    for family, kind, members in families:
+        lines.append(f"# TYPE {family} {kind}")
+        for s in series:
+            if s.name not in members:
+                continue
+            head = s.name + _labels(s.labels)
+            lines.extend(f"{head} {_format(v)} {t}" for v, t in zip(s.values, stamps, strict=True))
+    lines.append("# EOF")
+    return "\n".join(lines) + "\n"
