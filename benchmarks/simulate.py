@@ -116,8 +116,8 @@ class Scenario:
     candidate_errors: float = 0.01
     drift: Drift = field(default_factory=Drift)
     twin: str = ""  # the A/A scenario whose calibration draws tune the peers for this one
-    # latency regressions: the scenario at the allowed regression (a rollback there is false too)
-    tolerance_twin: str = ""
+    # latency regressions: scenarios within the allowed regression, where a rollback is false too
+    within: tuple[str, ...] = ()
 
     @property
     def regression(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -47,7 +48,7 @@ from rollout.evidence.exemplars import ERROR, SLOW, attach_spans, select_evidenc
 from rollout.evidence.render import render_text, write_reports
 from rollout.evidence.report import Report, SpanTiming, TraceEvidence
 from rollout.exit_codes import ExitCode
-from rollout.routers.base import RouterError, TrafficRouter
+from rollout.routers.base import RouterError, TrafficRouter, Weights
 from rollout.spec import Policy, RolloutSpec, SpecError
 from rollout.state import (
     LocalFileStore,
@@ -126,6 +127,7 @@ class Driver:
         self._collected: tuple[TraceEvidence, ...] = ()
         self._evidence_notes: tuple[str, ...] = ()
         self._shown = ""
+        self._summarised = False
 
     def run(self) -> ExitCode:
         """Start or resume the rollout; StateLockedError / StateError when it cannot."""
@@ -144,9 +146,10 @@ class Driver:
 
     def _loop(self, state: RolloutState, event: Event) -> ExitCode:
         while True:
+            before = state.desired
             state, actions = advance(state, event, self.policy, self.clock.now())
             self.store.save(state)
-            self._show(state, event)
+            self._show(state, event, before)
             if not actions:
                 return self._finish(state)
             event = self._perform(state, actions)
@@ -224,7 +227,7 @@ class Driver:
         baseline_p95 = latency.baseline if latency is not None else None
         threshold = (
             baseline_p95 * (1 + self.policy.latency.max_regression)
-            if baseline_p95 is not None
+            if baseline_p95 is not None and math.isfinite(baseline_p95)
             else None
         )
         settings = self.evidence
@@ -285,11 +288,14 @@ class Driver:
         if self.evidence.report_dir is not None:
             paths = write_reports(report, self.evidence.report_dir)
         self.console.print(render_text(report), markup=False, highlight=False, end="")
+        self._summarised = True
         for fmt, path in paths.items():
             self.console.print(f"report ({fmt}): {path}", markup=False, highlight=False)
         return ReportWritten(tuple(str(p) for p in paths.values()))
 
     def _finish(self, state: RolloutState) -> ExitCode:
+        if not self._summarised:  # decided by an earlier run: say what it decided
+            self.console.print(render_text(self._report(state)), markup=False, end="")
         code = EXIT_CODES.get(state.phase, ExitCode.INFRASTRUCTURE)
         self.console.print(
             f"rollout {escape(state.name)}: {state.phase.value}, weights {state.desired} "
@@ -299,9 +305,9 @@ class Driver:
 
     # ------------------------------------------------------------------ progress
 
-    def _show(self, state: RolloutState, event: Event) -> None:
+    def _show(self, state: RolloutState, event: Event, weights: Weights) -> None:
         if isinstance(event, Looked) and state.judgement is not None:
-            self.console.print(_look_line(state), highlight=False)
+            self.console.print(_look_line(state, weights), highlight=False)
         if state.message and state.message != self._shown:
             self._shown = state.message
             self.console.print(f"  {escape(state.message)}", highlight=False)
@@ -312,7 +318,7 @@ def _latency(state: RolloutState) -> Comparison | None:
     return next((c for c in comparisons if c.metric == "latency_p95"), None)
 
 
-def _look_line(state: RolloutState) -> str:
+def _look_line(state: RolloutState, weights: Weights) -> str:
     judgement = state.judgement
     assert judgement is not None
     comparisons = {c.metric: c for c in judgement.comparisons}
@@ -325,7 +331,7 @@ def _look_line(state: RolloutState) -> str:
 
     colour = {"PASS": "green", "FAIL": "red"}.get(judgement.verdict.value, "yellow")
     return (
-        f"look {len(state.history)} weights {state.desired}: "
+        f"look {len(state.history)} at weights {weights}: "
         f"P95 {pair('latency_p95', 1000.0, ' ms')}, errors {pair('error_rate', 100.0, '%')} "
         f"[{colour}]{judgement.verdict.value}[/]"
     )

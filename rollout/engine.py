@@ -474,7 +474,8 @@ def _decided(
     elif isinstance(event, RouterFailed):
         state = _router_failed(state, event.reason, policy, now)
     elif isinstance(event, ReportWritten):
-        state = replace(state, report_written=True, message=f"{DECISIONS[state.phase]}")
+        decision = DECISIONS[state.phase].replace("_", " ")
+        state = replace(state, report_written=True, message=f"{decision}, report written")
     return state, _settle(state, now)
 
 

@@ -1,0 +1,436 @@
+"""The driver on real parts: a real HAProxy (weights read back through its runtime API and
+traffic counted through it) and a real Prometheus on backfilled data.
+
+The backfilled history lies hours in the past, so the driver runs on a replay clock
+that starts inside it and advances when the driver sleeps: a rollout of ten minutes
+of data takes a few seconds, and every look queries Prometheus at its own past time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from rich.console import Console
+
+from rollout.analysis.observation import Target
+from rollout.analysis.prometheus import PrometheusSource
+from rollout.demo.haproxy import RunningHAProxy, start_haproxy
+from rollout.driver import Driver, EvidenceSettings, run_from_spec
+from rollout.exit_codes import ExitCode
+from rollout.routers.base import ALL_BASELINE, ALL_CANDIDATE, Weights
+from rollout.routers.haproxy import HAProxyRouter
+from rollout.spec import Policy, PrometheusConfig, RolloutSpec
+from rollout.state import LocalFileStore, Phase, RolloutState
+from tests.support.backfill import BackfilledPrometheus, backfilled_prometheus, past_end
+from tests.support.httpserve import StaticServer, serve_text
+from tests.support.scenarios import BASELINE, CANDIDATE
+from tests.support.synthetic import SyntheticModel, VersionProfile, synthesize
+
+POLICY = Policy.model_validate(
+    {
+        "steps": [{"weight": 20, "hold": "3m"}, {"weight": 50, "hold": "3m"}],
+        "analysis": {"interval": "1m"},
+        "minRequests": 200,
+        "inconclusiveGrace": "1m",
+        "outage": {"maxDuration": "2m"},
+    }
+)
+W20 = Weights.candidate_share(20)
+W50 = Weights.candidate_share(50)
+
+
+@dataclass
+class ReplayClock:
+    """Time inside the backfilled history; `at` runs a fault once that time is reached."""
+
+    time: float
+    at: dict[float, Callable[[], None]] = field(default_factory=dict)
+
+    def now(self) -> float:
+        return self.time
+
+    def sleep(self, seconds: float) -> None:
+        self.time += seconds
+        for when in sorted(t for t in self.at if t <= self.time):
+            self.at.pop(when)()
+
+
+@dataclass(frozen=True)
+class Stack:
+    haproxy: RunningHAProxy
+    baseline: StaticServer
+    candidate: StaticServer
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    baseline = serve_text(BASELINE, "text/plain")
+    candidate = serve_text(CANDIDATE, "text/plain")
+    try:
+        haproxy = start_haproxy(tmp_path / "haproxy", baseline.address, candidate.address)
+        try:
+            yield Stack(haproxy, baseline, candidate)
+        finally:
+            haproxy.stop()
+    finally:
+        baseline.stop()
+        candidate.stop()
+
+
+def answered_by(haproxy: RunningHAProxy, requests: int = 40) -> Counter[str]:
+    """Which version answers requests sent through HAProxy."""
+    with httpx.Client(base_url=haproxy.url, timeout=5.0) as client:
+        return Counter(client.get("/predict").text for _ in range(requests))
+
+
+def make_spec(model: str, haproxy: RunningHAProxy, prometheus_url: str) -> RolloutSpec:
+    return RolloutSpec.model_validate(
+        {
+            "kind": "ModelRollout",
+            "metadata": {"name": model},
+            "spec": {
+                "model": model,
+                "baseline": {"version": BASELINE},
+                "candidate": {"version": CANDIDATE},
+                "router": haproxy.router_config().model_dump(by_alias=True),
+                "prometheus": {"url": prometheus_url},
+                "evidence": {"traceLinkTemplate": "http://tempo/trace/{trace_id}"},
+            },
+        }
+    )
+
+
+def run(
+    model: str,
+    stack: Stack,
+    prometheus: BackfilledPrometheus,
+    tmp_path: Path,
+    clock: ReplayClock | None = None,
+) -> tuple[ExitCode, RolloutState, dict[str, object]]:
+    clock = clock or ReplayClock(prometheus.dataset.start + 120)
+    code = run_from_spec(
+        make_spec(model, stack.haproxy, prometheus.url),
+        POLICY,
+        state_dir=tmp_path / "state",
+        report_dir=tmp_path / "report",
+        console=Console(file=(tmp_path / "console.txt").open("a"), width=200),
+        clock=clock,
+    )
+    state = LocalFileStore(tmp_path / "state" / f"default-{model}.json").load()
+    assert state is not None
+    report_path = tmp_path / "report" / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    return code, state, report
+
+
+# ---------------------------------------------------------------------------- outcomes
+
+
+def test_a_healthy_candidate_is_promoted_step_by_step(
+    stack: Stack, synthetic_prometheus: BackfilledPrometheus, tmp_path: Path
+) -> None:
+    code, state, report = run("gate-same", stack, synthetic_prometheus, tmp_path)
+    assert code is ExitCode.PROMOTED and state.phase is Phase.PROMOTED
+    assert HAProxyRouter(stack.haproxy.router_config()).get_weights() == ALL_CANDIDATE
+    assert answered_by(stack.haproxy) == Counter({CANDIDATE: 40})
+    assert [c.weights for c in state.weight_changes] == [W20, W50, ALL_CANDIDATE]
+    assert report["decision"] == "promoted"
+    looks = [(o.start, o.end) for o in state.history]
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(looks))  # contiguous
+    assert "P95" in (tmp_path / "console.txt").read_text()
+
+
+def test_a_candidate_with_more_errors_is_rolled_back_with_all_traffic_on_the_baseline(
+    stack: Stack, synthetic_prometheus: BackfilledPrometheus, tmp_path: Path
+) -> None:
+    code, state, report = run("gate-errors", stack, synthetic_prometheus, tmp_path)
+    assert code is ExitCode.ROLLED_BACK and state.phase is Phase.ROLLED_BACK
+    assert answered_by(stack.haproxy) == Counter({BASELINE: 40})
+    assert state.weight_changes[-1].weights == ALL_BASELINE
+    assert report["decision"] == "rolled_back" and "error" in str(report["reason"]).lower()
+
+
+def test_a_candidate_without_series_pauses_at_its_first_step(
+    stack: Stack, synthetic_prometheus: BackfilledPrometheus, tmp_path: Path
+) -> None:
+    code, state, report = run("gate-nocandidate", stack, synthetic_prometheus, tmp_path)
+    assert code is ExitCode.PAUSED and state.phase is Phase.PAUSED
+    assert state.step == 0 and state.desired == W20
+    assert HAProxyRouter(stack.haproxy.router_config()).get_weights() == W20
+    assert report["decision"] == "paused"
+
+
+def test_an_unreachable_router_at_start_exits_4_and_saves_nothing(
+    stack: Stack, synthetic_prometheus: BackfilledPrometheus, tmp_path: Path
+) -> None:
+    stack.haproxy.stop()
+    code = run_from_spec(
+        make_spec("gate-same", stack.haproxy, synthetic_prometheus.url),
+        POLICY,
+        state_dir=tmp_path / "state",
+        report_dir=None,
+        console=Console(file=(tmp_path / "console.txt").open("w")),
+        clock=ReplayClock(synthetic_prometheus.dataset.start + 120),
+    )
+    assert code is ExitCode.INFRASTRUCTURE
+    assert not (tmp_path / "state" / "default-gate-same.json").exists()
+
+
+# ---------------------------------------------------------------------------- faults
+
+
+def test_haproxy_restarted_mid_rollout_has_its_weights_restored(
+    stack: Stack, synthetic_prometheus: BackfilledPrometheus, tmp_path: Path
+) -> None:
+    start = synthetic_prometheus.dataset.start + 120
+    clock = ReplayClock(start, at={start + 90: stack.haproxy.restart})  # back to 100/0
+    code, state, _ = run("gate-same", stack, synthetic_prometheus, tmp_path, clock)
+    assert code is ExitCode.PROMOTED
+    assert any("drift" in note for note in state.notes)
+    assert [c.weights for c in state.weight_changes] == [W20, W20, W50, ALL_CANDIDATE]
+
+
+class Crash(BaseException):
+    """The process dies: nothing after this line runs, nothing is cleaned up."""
+
+
+@dataclass
+class CrashAfterSetting:
+    """The real HAProxy router; the process 'dies' right after HAProxy applies `weights`."""
+
+    real: HAProxyRouter
+    weights: Weights
+
+    def get_weights(self) -> Weights:
+        return self.real.get_weights()
+
+    def set_weights(self, weights: Weights) -> None:
+        self.real.set_weights(weights)
+        if weights == self.weights:
+            raise Crash()
+
+    def verify(self, weights: Weights) -> bool | None:
+        return self.real.verify(weights)
+
+
+def test_a_crash_between_a_weight_change_and_the_state_write_resumes_the_same_step(
+    stack: Stack, synthetic_prometheus: BackfilledPrometheus, tmp_path: Path
+) -> None:
+    config = stack.haproxy.router_config()
+    store = LocalFileStore(tmp_path / "state.json")
+    clock = ReplayClock(synthetic_prometheus.dataset.start + 120)
+    source = PrometheusSource(PrometheusConfig(url=synthetic_prometheus.url), POLICY.metrics)
+
+    def driver(router: HAProxyRouter | CrashAfterSetting) -> Driver:
+        return Driver(
+            name="gate-same",
+            router=router,
+            source=source,
+            store=store,
+            policy=POLICY,
+            target=Target("gate-same", BASELINE, CANDIDATE),
+            evidence=EvidenceSettings(trace_link_template="http://t/{trace_id}"),
+            clock=clock,
+            console=Console(file=(tmp_path / "console.txt").open("a")),
+        )
+
+    try:
+        with pytest.raises(Crash):
+            driver(CrashAfterSetting(HAProxyRouter(config), W50)).run()
+        saved = store.load()
+        assert saved is not None and saved.step == 1 and saved.desired == W50
+        assert not saved.confirmed  # HAProxy has 50/50, the state has not heard yet
+        assert [c.weights for c in saved.weight_changes] == [W20]
+        looks = len(saved.history)
+
+        assert driver(HAProxyRouter(config)).run() is ExitCode.PROMOTED
+        done = store.load()
+        assert done is not None and done.phase is Phase.PROMOTED
+        assert [c.weights for c in done.weight_changes] == [W20, W50, ALL_CANDIDATE]
+        assert done.history[:looks] == saved.history  # nothing repeated, nothing lost
+        assert any("resumed at step 2" in note for note in done.notes)
+    finally:
+        source.close()
+
+
+def test_a_finished_rollout_run_again_reports_its_outcome_and_moves_nothing(
+    stack: Stack, synthetic_prometheus: BackfilledPrometheus, tmp_path: Path
+) -> None:
+    code, state, _ = run("gate-errors", stack, synthetic_prometheus, tmp_path)
+    assert code is ExitCode.ROLLED_BACK
+    router = HAProxyRouter(stack.haproxy.router_config())
+    router.set_weights(W50)  # someone moved traffic since; a finished rollout leaves it be
+    again, after, _ = run("gate-errors", stack, synthetic_prometheus, tmp_path)
+    assert again is ExitCode.ROLLED_BACK
+    assert router.get_weights() == W50
+    assert after.weight_changes == state.weight_changes
+
+
+# ---------------------------------------------------------------------------- Prometheus outage
+
+
+@pytest.fixture(scope="module")
+def own_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackfilledPrometheus]:
+    """A Prometheus these tests may stop and start (the shared one serves everyone)."""
+    model = SyntheticModel(
+        model="outage",
+        baseline=VersionProfile(BASELINE),
+        candidate=VersionProfile(CANDIDATE),
+        seed=41,
+    )
+    dataset = synthesize([model], end=past_end(), minutes=20.0)
+    running = backfilled_prometheus(dataset, tmp_path_factory.mktemp("own-prometheus"))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_a_short_prometheus_outage_holds_the_weights_and_the_analysis_goes_on(
+    stack: Stack, own_prometheus: BackfilledPrometheus, tmp_path: Path
+) -> None:
+    start = own_prometheus.dataset.start + 120
+    router = HAProxyRouter(stack.haproxy.router_config())
+    seen: list[Weights] = []
+
+    def down() -> None:
+        own_prometheus.prometheus.stop()
+        seen.append(router.get_weights())
+
+    def up() -> None:
+        seen.append(router.get_weights())
+        own_prometheus.prometheus.start()
+
+    clock = ReplayClock(start, at={start + 100: down, start + 160: up})
+    code, state, report = run("outage", stack, own_prometheus, tmp_path, clock)
+    assert code is ExitCode.PROMOTED
+    assert seen == [W20, W20]  # held while Prometheus was away
+    assert any("Prometheus failing" in note for note in state.notes)
+    assert "waiting for Prometheus" in (tmp_path / "console.txt").read_text()
+    assert report["decision"] == "promoted"
+
+
+def test_prometheus_down_past_the_policys_limit_rolls_back(
+    stack: Stack, own_prometheus: BackfilledPrometheus, tmp_path: Path
+) -> None:
+    start = own_prometheus.dataset.start + 120
+    clock = ReplayClock(start, at={start + 100: own_prometheus.prometheus.stop})
+    try:
+        code, state, report = run("outage", stack, own_prometheus, tmp_path, clock)
+    finally:
+        own_prometheus.prometheus.start()
+    assert code is ExitCode.ROLLED_BACK
+    assert "Prometheus" in state.reason and "limit" in state.reason
+    assert answered_by(stack.haproxy) == Counter({BASELINE: 40})
+    assert report["decision"] == "rolled_back"
+
+
+def test_sigterm_leaves_traffic_as_it_is_and_the_next_run_resumes(
+    stack: Stack, synthetic_prometheus: BackfilledPrometheus, tmp_path: Path
+) -> None:
+    start = synthetic_prometheus.dataset.start + 120
+    clock = ReplayClock(start, at={start + 100: lambda: os.kill(os.getpid(), signal.SIGTERM)})
+    code, state, _ = run("gate-same", stack, synthetic_prometheus, tmp_path, clock)
+    assert code is ExitCode.PAUSED  # interrupted, not decided
+    assert state.phase is Phase.PROGRESSING and state.step == 0
+    assert HAProxyRouter(stack.haproxy.router_config()).get_weights() == W20
+    assert "run the same command again" in (tmp_path / "console.txt").read_text()
+
+    code, state, _ = run("gate-same", stack, synthetic_prometheus, tmp_path, clock)
+    assert code is ExitCode.PROMOTED
+    assert [c.weights for c in state.weight_changes] == [W20, W50, ALL_CANDIDATE]
+
+
+def test_a_second_run_of_a_live_rollout_is_refused(
+    stack: Stack, synthetic_prometheus: BackfilledPrometheus, tmp_path: Path
+) -> None:
+    with LocalFileStore(tmp_path / "state" / "default-gate-same.json").lock():
+        code = run_from_spec(
+            make_spec("gate-same", stack.haproxy, synthetic_prometheus.url),
+            POLICY,
+            state_dir=tmp_path / "state",
+            report_dir=None,
+            console=Console(file=(tmp_path / "console.txt").open("w"), width=200),
+            clock=ReplayClock(synthetic_prometheus.dataset.start + 120),
+        )
+    assert code is ExitCode.BAD_INPUT
+    assert f"pid {os.getpid()}" in (tmp_path / "console.txt").read_text()
+    assert HAProxyRouter(stack.haproxy.router_config()).get_weights() == ALL_BASELINE
+
+
+_KILLED_RUN = """
+import os, signal, sys
+from pathlib import Path
+from rich.console import Console
+from rollout.driver import run_from_spec
+from rollout.spec import Policy, RolloutSpec
+
+spec = RolloutSpec.model_validate_json(Path(sys.argv[1]).read_text())
+policy = Policy.model_validate_json(Path(sys.argv[2]).read_text())
+start, kill_at = float(sys.argv[3]), float(sys.argv[4])
+
+class Clock:
+    time = start
+    def now(self):
+        return self.time
+    def sleep(self, seconds):
+        self.time += seconds
+        if self.time >= kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+run_from_spec(spec, policy, state_dir=Path(sys.argv[5]), report_dir=None,
+              console=Console(), clock=Clock())
+"""
+
+
+@pytest.mark.parametrize(("killed_after", "at_step"), [(100.0, 0), (250.0, 1)])
+def test_kill_9_mid_step_resumes_at_the_same_step_with_the_same_weights(
+    stack: Stack,
+    synthetic_prometheus: BackfilledPrometheus,
+    tmp_path: Path,
+    killed_after: float,
+    at_step: int,
+) -> None:
+    start = synthetic_prometheus.dataset.start + 120
+    spec_file, policy_file = tmp_path / "spec.json", tmp_path / "policy.json"
+    spec_file.write_text(
+        make_spec("gate-same", stack.haproxy, synthetic_prometheus.url).model_dump_json(
+            by_alias=True
+        )
+    )
+    policy_file.write_text(POLICY.model_dump_json(by_alias=True))
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _KILLED_RUN,
+            *(str(a) for a in (spec_file, policy_file, start, start + killed_after)),
+            str(tmp_path / "state"),
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    saved = LocalFileStore(tmp_path / "state" / "default-gate-same.json").load()
+    assert saved is not None and saved.phase is Phase.PROGRESSING and saved.step == at_step
+    assert HAProxyRouter(stack.haproxy.router_config()).get_weights() == saved.desired
+
+    code, state, _ = run(
+        "gate-same", stack, synthetic_prometheus, tmp_path, ReplayClock(start + killed_after)
+    )
+    assert code is ExitCode.PROMOTED  # as the uninterrupted run on the same data
+    assert [c.weights for c in state.weight_changes] == [W20, W50, ALL_CANDIDATE]
+    assert state.history[: len(saved.history)] == saved.history
