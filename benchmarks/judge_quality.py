@@ -10,6 +10,7 @@ prints one table; `--write` also writes benchmarks/results/judge_quality.md.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
 import multiprocessing
 import os
@@ -234,6 +235,17 @@ def machine_note(workers: int) -> str:
     )
 
 
+def judge_fingerprint(spec: str) -> str:
+    """sha256 (12 hex) of the judge's module and its siblings: which judge made the table."""
+    module = importlib.import_module(spec.partition(":")[0])
+    folder = Path(module.__file__ or ".").parent
+    digest = hashlib.sha256()
+    for source in sorted(folder.glob("*.py")):
+        digest.update(source.read_bytes())
+    where = folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder
+    return f"{spec} ({where}/*.py sha256 {digest.hexdigest()[:12]})"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -267,6 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = report.Run(
         command=f".venv/bin/python {command}",
         machine=machine_note(args.workers),
+        judge=judge_fingerprint(args.judge),
         wall_seconds=wall,
         rollouts=args.rollouts,
         seed=args.seed,

@@ -22,6 +22,7 @@ ORACLE_FACTOR = 2.0
 class Run:
     command: str
     machine: str
+    judge: str
     wall_seconds: float
     rollouts: int
     seed: int
@@ -112,6 +113,8 @@ def render(run: Run, outcomes: dict[str, list[Outcome]], passed: dict[str, float
         "# Judge decision quality",
         "",
         f"Command: `{run.command}`",
+        "",
+        f"Judge: `{run.judge}`.",
         "",
         f"Machine: {run.machine}. Wall time: {run.wall_seconds:.0f} s "
         f"({run.judge_calls:,} judge calls, {per_call:.2f} ms each on average).",

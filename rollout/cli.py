@@ -22,7 +22,7 @@ app = typer.Typer(
 policy_app = typer.Typer(help="Work with policy files.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 
-console = Console(stderr=False)
+console = Console(soft_wrap=True)
 
 
 def _bad_input(exc: SpecError) -> typer.Exit:

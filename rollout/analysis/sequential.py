@@ -27,7 +27,6 @@ FloatArray = NDArray[np.float64]
 LOG_ODDS_STEPS = np.geomspace(0.02, 4.0, 16)
 # Alternatives of the error-rate test: rate ratio over the null ratio rho0.
 RATE_RATIO_STEPS = np.geomspace(1.1, 30.0, 14)
-_NEWTON_STEPS = 5
 
 
 def _log_mean_exp(log_terms: FloatArray) -> FloatArray:
@@ -55,31 +54,6 @@ def bernoulli_log_e(successes: ArrayLike, trials: ArrayLike, p0: float) -> Float
     n = np.asarray(trials, dtype=np.float64)[..., None]
     per_failure, per_success = _bernoulli_slopes(p0)
     return _log_mean_exp(n * per_failure + k * per_success)
-
-
-def bernoulli_success_threshold(trials: ArrayLike, p0: float, log_threshold: float) -> FloatArray:
-    """Smallest (fractional) cumulative success count at which `bernoulli_log_e`
-    reaches `log_threshold`, for each number of trials; +Inf where even all
-    successes would not. Newton from the top on a convex increasing function
-    converges from above, so the result never undershoots (stays valid)."""
-    n = np.asarray(trials, dtype=np.float64)
-    per_failure, per_success = _bernoulli_slopes(p0)
-    base = n[..., None] * per_failure
-    # Start at an upper bound of the root: one component alone reaching K x threshold
-    # (the mixture is at least a K-th of any component), then Newton downwards.
-    single = (log_threshold + np.log(per_success.size) - base) / per_success
-    k = np.minimum(n, np.min(single, axis=-1))
-    reachable = _log_mean_exp(base + n[..., None] * per_success) >= log_threshold
-    for _ in range(_NEWTON_STEPS):
-        log_lr = base + k[..., None] * per_success
-        top = np.max(log_lr, axis=-1, keepdims=True)
-        weights = np.exp(log_lr - top)
-        total = np.sum(weights, axis=-1)
-        f = np.log(total / per_success.size) + top[..., 0] - log_threshold
-        slope = np.sum(weights * per_success, axis=-1) / total
-        k = np.where(f > 0, k - f / slope, k)
-    result: FloatArray = np.where(reachable & (n > 0), np.maximum(k, p0 * n), np.inf)
-    return result
 
 
 def error_rate_log_e(
@@ -117,57 +91,48 @@ def error_rate_log_e(
     return _log_mean_exp(np.cumsum(log_lr, axis=1).T)
 
 
-def upper_quantile_bound(
-    q: float, les: FloatArray, cumulative_counts: FloatArray, alpha: float
-) -> FloatArray:
-    """Time-uniform upper confidence bound of the q-quantile after each look.
-
-    `cumulative_counts` (T, B): the version's histogram summed over looks 0..t.
-    For a latency y, the interpolated count below y is a sum of per-request values
-    in [0, 1] with mean F(y); the Bernoulli e-process against F(y) <= q crosses
-    1/alpha exactly when that count reaches `bernoulli_success_threshold`, so the
-    bound is the latency at that rank. At the true quantile the e-process crosses
-    with probability <= alpha at any time, hence P(some bound < quantile) <= alpha.
-    """
-    totals = cumulative_counts[:, -1]
-    ranks = bernoulli_success_threshold(totals, q, float(np.log(1.0 / alpha)))
-    bound = rank_values(np.where(np.isfinite(ranks), ranks, totals + 1.0), les, cumulative_counts)
-    result: FloatArray = np.where(np.isfinite(ranks), bound, np.inf)
-    return result
-
-
 def latency_log_e(
     q: float,
     max_regression: float,
     les: FloatArray,
     baseline_counts: FloatArray,
     candidate_counts: FloatArray,
-    alpha: float,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Test of H0: candidate q-quantile <= (1 + max_regression) x baseline's.
 
-    Inputs are per-interval cumulative histograms (T, B) on common bounds `les`.
-    Returns (log e-value of the candidate's tail, threshold tau, baseline bound)
-    after each look; reject when the log e-value reaches log(2 / alpha).
+    Inputs are per-interval histograms (T, B) on common bounds `les`. Returns
+    (log e-value, candidate threshold tau, baseline threshold) after each look;
+    reject when the log e-value reaches log(1 / alpha).
 
-    Why it is valid: U_t is an upper bound of the baseline quantile at alpha/2,
-    uniform in time; tau_t = (1 + r) U_t. C_t(x) is the Bernoulli e-process of
-    "candidate tail above x <= 1 - q" on all the candidate's requests so far, and
-    is non-increasing in x. Under H0 with x* = (1 + r) x baseline quantile, the
-    candidate's tail above x* is <= 1 - q. If tau_t >= x*, C_t(tau_t) <= C_t(x*),
-    which crosses 2/alpha with probability <= alpha/2; tau_t < x* needs the
-    baseline bound to fail, probability <= alpha/2. Both halves use all data up to
-    t, so tau_t need not be predictable. Assumes the baseline's distribution is
-    stable over the rollout (both versions drifting together widens tau).
+    A matched-tail comparison: before look t, the baseline's q-quantile estimate
+    x_t from looks < t (predictable) sets two thresholds, x_t for the baseline and
+    tau_t = (1 + r) x_t for the candidate. In look t each version's requests above
+    its threshold are its "slow" requests. Under H0 a candidate request is above
+    tau_t no more often than a baseline request is above x_t (exactly so when the
+    candidate is the baseline scaled by at most 1 + r, and to first order around
+    the quantile otherwise), so conditional on the look's slow total the
+    candidate's share is the binomial question of `error_rate_log_e`. Comparing
+    both versions in the same look accounts for the baseline's own sampling noise
+    and cancels drift that moves both versions (diurnal load): no baseline bound,
+    no pooling over time.
     """
     base_cum = np.cumsum(baseline_counts, axis=0)
-    cand_cum = np.cumsum(candidate_counts, axis=0)
-    bound = upper_quantile_bound(q, les, base_cum, alpha / 2.0)
-    tau = (1.0 + max_regression) * bound
-    exceed = count_above(tau, les, cand_cum)
-    log_e = bernoulli_log_e(exceed, cand_cum[:, -1], 1.0 - q)
-    log_e = np.where(np.isfinite(tau), log_e, 0.0)
-    return log_e, tau, bound
+    prior = np.vstack((np.zeros((1, base_cum.shape[1])), base_cum[:-1]))
+    ranks = q * prior[:, -1]
+    baseline_threshold = np.where(prior[:, -1] > 0, rank_values(ranks, les, prior), np.inf)
+    tau = (1.0 + max_regression) * baseline_threshold
+    usable = np.isfinite(baseline_threshold)
+    slow_b = np.where(
+        usable, count_above(np.where(usable, baseline_threshold, 0.0), les, baseline_counts), 0.0
+    )
+    slow_c = np.where(usable, count_above(np.where(usable, tau, 0.0), les, candidate_counts), 0.0)
+    log_e = error_rate_log_e(
+        slow_c,
+        slow_b,
+        np.where(usable, candidate_counts[:, -1], 0.0),
+        np.where(usable, baseline_counts[:, -1], 0.0),
+    )
+    return log_e, tau, baseline_threshold
 
 
 def tail_log_e(q: float, limit: float, les: FloatArray, candidate_counts: FloatArray) -> FloatArray:

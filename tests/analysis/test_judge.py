@@ -36,7 +36,7 @@ def test_latency_regression_fails_with_every_number_in_the_reason() -> None:
     assert result.verdict is Verdict.FAIL
     assert result.decided_by == "latency_p95"
     latency = next(c for c in result.comparisons if c.metric == "latency_p95")
-    assert latency.e_value is not None and latency.threshold == pytest.approx(2 / (0.01 / 2))
+    assert latency.e_value is not None and latency.threshold == pytest.approx(1 / (0.01 / 2))
     assert latency.e_value >= latency.threshold
     assert latency.p_value is not None and latency.p_value <= 0.01
     assert latency.effect is not None and latency.effect > 1.3
