@@ -30,6 +30,7 @@ class Run:
     plan: Schedule
     judge_calls: int
     judge_seconds: float
+    kayenta_check: str
 
 
 def _minutes(value: float) -> str:
@@ -154,6 +155,9 @@ def render(run: Run, outcomes: dict[str, list[Outcome]], passed: dict[str, float
         "rollback rates on calibration draws of candidates within the policy's +20% (P95 +10%",
         "and +20%), where a rollback is a false rollback too by the policy's own rule; on",
         "A/A draws alone a threshold can sit anywhere between +0% and +30% and look fast.",
+        "",
+        f"Kayenta-style rule: scipy's mannwhitneyu (asymptotic, continuity correction), vectorised;"
+        f" {run.kayenta_check}.",
         "",
         *_table(outcomes, passed),
         "",
