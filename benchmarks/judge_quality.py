@@ -297,6 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
     policy = load_policy(args.policy)
     plan = schedule(policy)
+    fingerprint = judge_fingerprint(args.judge)  # before the workers import it
     started = time.perf_counter()
     evaluation, calibration = simulate_all(args, policy, plan)
     outcomes, passed = evaluate(evaluation, calibration, plan)
@@ -310,7 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = report.Run(
         command=f".venv/bin/python {command}",
         machine=machine_note(args.workers),
-        judge=judge_fingerprint(args.judge),
+        judge=fingerprint
+        if judge_fingerprint(args.judge) == fingerprint
+        else f"{fingerprint}, CHANGED during the run: rerun",
         wall_seconds=wall,
         rollouts=args.rollouts,
         seed=args.seed,

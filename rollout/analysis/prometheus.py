@@ -124,7 +124,9 @@ class PrometheusSource:
         self._client = PrometheusConnect(
             url=config.url.rstrip("/"),
             headers=headers,
-            retry=Retry(total=0),  # tenacity retries, with backoff and a bound, below
+            # tenacity retries, with backoff and a bound, below. read=False: a read timeout is
+            # raised as requests.ReadTimeout, not wrapped into a "connection failed" error.
+            retry=Retry(total=0, read=False),
             auth=auth,
             session=session,
             timeout=config.timeout,

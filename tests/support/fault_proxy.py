@@ -137,6 +137,8 @@ class FaultProxy:
             request.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):
             return  # the client gave up first (a timeout): nothing to answer
+        except httpx.TransportError:
+            return  # Prometheus is down: close without an answer, as it would be unreachable
 
     def _answer(
         self, request: BaseHTTPRequestHandler, body: bytes | None, fault: Fault | None
