@@ -114,35 +114,35 @@ def rank_values(ranks: FloatArray, les: FloatArray, counts: FloatArray) -> Float
 
 
 def count_above(x: FloatArray, les: FloatArray, counts: FloatArray) -> FloatArray:
-    """Interpolated number of requests above latency x, row-wise like `rank_values`.
+    """Estimated number of requests above latency x, row-wise like `rank_values`.
 
+    Within the bucket (a, b] that holds x, the count above is interpolated
+    log-linearly between the exact counts above a and above b (an exponential tail
+    inside the bucket), linearly where either is 0. The tests only count above
+    thresholds near the P95, where the density falls across a bucket: a linear
+    interpolation (histogram_quantile's) overstates the tail there, by half at
+    +20% in a .1-.15 s bucket, and would roll back candidates the policy allows.
     Above the highest finite bound nothing can be interpolated: the +Inf bucket's
-    requests count as above x only when x is at most that bound (never overcounts,
-    which keeps the tail tests valid).
+    requests count as above x only when x is at most that bound (never overcounts).
     """
     counts = np.atleast_2d(counts)
     x = np.broadcast_to(np.asarray(x, dtype=np.float64), counts.shape[:1])
+    rows = np.arange(counts.shape[0])
     total = counts[:, -1]
     lower = np.concatenate(([min(0.0, float(les[0]))], les[:-1]))
-    lower_counts = np.concatenate((np.zeros((counts.shape[0], 1)), counts[:, :-1]), axis=1)
-    finite_les = les[:-1]
-    # cumulative count at x: piecewise-linear in each finite bucket
-    widths = finite_les - lower[:-1]
-    frac = np.clip(
-        np.divide(
-            x[:, None] - lower[None, :-1],
-            widths[None, :],
-            out=np.ones((x.size, widths.size)),
-            where=widths[None, :] > 0,
-        ),
-        0.0,
-        1.0,
-    )
-    below = (counts[:, :-1] - lower_counts[:, :-1]) * frac
-    cum_at_x = below.sum(axis=1)
-    beyond = x > finite_les[-1]
-    result = total - cum_at_x
-    return np.where(beyond, 0.0, np.maximum(result, 0.0))
+    finite = les.size - 1
+    k = np.minimum(np.searchsorted(les[:finite], x, side="left"), finite - 1)
+    above_a = total - np.where(k > 0, counts[rows, np.maximum(k - 1, 0)], 0.0)
+    above_b = total - counts[rows, k]
+    width = les[k] - lower[k]
+    frac = np.clip(np.divide(x - lower[k], width, out=np.ones_like(x), where=width > 0), 0.0, 1.0)
+    both = (above_a > 0) & (above_b > 0)
+    ratio = np.divide(above_b, above_a, out=np.ones_like(above_a), where=both)
+    log_linear = above_a * ratio**frac
+    linear = above_a - (above_a - above_b) * frac
+    result = np.where(both, log_linear, linear)
+    result = np.where(x <= lower[0], total, result)
+    return np.where(x > les[finite - 1], 0.0, np.maximum(result, 0.0))
 
 
 # ---------------------------------------------------------------- reported intervals

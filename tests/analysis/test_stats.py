@@ -51,9 +51,25 @@ def test_bucket_arrays_sorts_and_forces_monotone_counts() -> None:
 
 def test_count_above_interpolates_within_a_bucket() -> None:
     above = stats.count_above(np.array([0.15, 0.2, 0.5, 0.05, 0.6]), LES, np.tile(COUNTS, (5, 1)))
-    # 0.15: half of (0.1, 0.2]'s 40 + 50 above 0.2; 0.05: half the lowest bucket + 90
-    # 0.6 lies in the +Inf bucket: nothing can be said, count nothing (never overcount)
-    assert above.tolist() == pytest.approx([70.0, 50.0, 10.0, 95.0, 0.0])
+    # 0.15: halfway, log-linear between 90 above 0.1 and 50 above 0.2: 90 * (50/90)**0.5;
+    # 0.05: between 100 and 90 likewise; 0.6 lies in the +Inf bucket: count nothing
+    expected = [90 * (50 / 90) ** 0.5, 50.0, 10.0, 100 * 0.9**0.5, 0.0]
+    assert above.tolist() == pytest.approx(expected)
+
+
+def test_count_above_follows_a_falling_tail_inside_a_wide_bucket() -> None:
+    """A lognormal (median 60 ms, sigma 0.42) has 5% above 120 ms; 120 ms sits inside the
+    (0.1, 0.15] bucket, where a straight line between the bounds would say 7.3%."""
+    les = np.array([0.05, 0.075, 0.1, 0.15, 0.2, 0.5, math.inf])
+    cdf = stats_norm_cdf((np.log(les[:-1]) - math.log(0.06)) / 0.42)
+    counts = np.append(cdf, 1.0) * 100_000
+    share = stats.count_above(np.array([0.12]), les, counts[None, :])[0] / 100_000
+    truth = 1 - stats_norm_cdf(np.array([(math.log(0.12) - math.log(0.06)) / 0.42]))[0]
+    assert share == pytest.approx(truth, rel=0.05)
+
+
+def stats_norm_cdf(z: np.ndarray) -> np.ndarray:
+    return np.array([0.5 * math.erfc(-v / math.sqrt(2)) for v in z])
 
 
 def test_rank_values_is_uncapped_in_the_inf_bucket() -> None:
