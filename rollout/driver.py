@@ -44,7 +44,8 @@ from rollout.engine import (
     WriteReport,
     advance,
 )
-from rollout.evidence.exemplars import ERROR, SLOW, attach_spans, select_evidence
+from rollout.evidence.exemplars import attach_spans
+from rollout.evidence.gather import gather_evidence
 from rollout.evidence.render import render_text, write_reports
 from rollout.evidence.report import Report, SpanTiming, TraceEvidence
 from rollout.exit_codes import ExitCode
@@ -221,8 +222,6 @@ class Driver:
         end = state.decided_at if state.decided_at is not None else state.updated_at
         if end <= start:
             return (), ()
-        notes: list[str] = []
-        items: list[TraceEvidence] = []
         latency = _latency(state)
         baseline_p95 = latency.baseline if latency is not None else None
         threshold = (
@@ -231,33 +230,20 @@ class Driver:
             else None
         )
         settings = self.evidence
-        try:
-            if threshold is not None:
-                slow = self.source.exemplars(
-                    self.target, self.target.candidate, start, end, min_latency=threshold
-                )
-                items += select_evidence(
-                    slow,
-                    kind=SLOW,
-                    threshold=threshold,
-                    template=settings.trace_link_template,
-                    limit=settings.max_exemplars,
-                )
-            else:
-                notes.append("no baseline latency quantile: slow requests were not selected")
-            failed = self.source.exemplars(
-                self.target, self.target.candidate, start, end, errors_only=True
-            )
-            items += select_evidence(
-                failed,
-                kind=ERROR,
-                threshold=None,
-                template=settings.trace_link_template,
-                limit=settings.max_exemplars,
-            )
-        except MetricsSourceError as exc:
-            notes.append(f"exemplars could not be read: {exc}")
-        evidence = tuple(items)
+        items, found_notes = gather_evidence(
+            self.source,
+            self.target,
+            start,
+            end,
+            slow_above=threshold,
+            errors=True,
+            template=settings.trace_link_template,
+            limit=settings.max_exemplars,
+        )
+        notes = list(found_notes)
+        if threshold is None:
+            notes.append("no baseline latency quantile: slow requests were not selected")
+        evidence = items
         if settings.spans_lookup is not None and evidence:
             try:
                 evidence = attach_spans(evidence, settings.spans_lookup)

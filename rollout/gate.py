@@ -29,7 +29,7 @@ from rollout.analysis.observation import (
 from rollout.analysis.prometheus import PrometheusSource
 from rollout.analysis.queries import string_literal
 from rollout.analysis.verdict import Judgement, Verdict
-from rollout.evidence.exemplars import ERROR, SLOW, select_evidence
+from rollout.evidence.gather import gather_evidence
 from rollout.evidence.render import (
     append_step_summary,
     render_json,
@@ -251,37 +251,24 @@ def _evidence(
     judgement: Judgement,
     policy: Policy,
 ) -> tuple[tuple[TraceEvidence, ...], tuple[str, ...]]:
-    """Exemplar traces of the candidate's slow or failed requests. Best effort: a missing
-    exemplar is a note in the report and never changes the verdict."""
+    """Exemplar traces of the candidate's slow or failed requests, for the metrics that failed."""
     settings = EvidenceConfig()
     failed = {c.metric: c for c in judgement.comparisons if c.verdict is Verdict.FAIL}
-    found: list[TraceEvidence] = []
-    try:
-        latency = failed.get("latency_p95")
-        if latency is not None and latency.baseline is not None:
-            threshold = latency.baseline * (1 + policy.latency.max_regression)
-            slow = source.exemplars(target, target.candidate, start, end, min_latency=threshold)
-            found += select_evidence(
-                slow,
-                kind=SLOW,
-                threshold=threshold,
-                template=settings.trace_link_template,
-                limit=settings.max_exemplars,
-            )
-        if "error_rate" in failed:
-            errors = source.exemplars(target, target.candidate, start, end, errors_only=True)
-            found += select_evidence(
-                errors,
-                kind=ERROR,
-                threshold=None,
-                template=settings.trace_link_template,
-                limit=settings.max_exemplars,
-            )
-    except MetricsSourceError as exc:
-        return tuple(found), (f"exemplar evidence unavailable: {exc}",)
-    if not found:
-        return (), ("no exemplar trace IDs for the candidate in the window",)
-    return tuple(found), ()
+    latency = failed.get("latency_p95")
+    return gather_evidence(
+        source,
+        target,
+        start,
+        end,
+        slow_above=(
+            latency.baseline * (1 + policy.latency.max_regression)
+            if latency is not None and latency.baseline is not None
+            else None
+        ),
+        errors="error_rate" in failed,
+        template=settings.trace_link_template,
+        limit=settings.max_exemplars,
+    )
 
 
 def _publish(report: Report, request: GateRequest, console: Console, diagnostics: Console) -> None:
