@@ -265,15 +265,20 @@ def machine_note(workers: int) -> str:
     )
 
 
-def judge_fingerprint(spec: str) -> str:
-    """sha256 (12 hex) of the judge's module and its siblings: which judge made the table."""
-    module = importlib.import_module(spec.partition(":")[0])
-    folder = Path(module.__file__ or ".").parent
+def judge_sources(spec: str) -> list[Path]:
+    """The source files of every `rollout` module the judge loads."""
+    load_judge(spec)
+    names = sorted(n for n in sys.modules if n == "rollout" or n.startswith("rollout."))
+    files = (getattr(sys.modules[n], "__file__", None) for n in names)
+    return [Path(f) for f in files if f]
+
+
+def fingerprint(sources: list[Path]) -> str:
+    """sha256 (12 hex) of the judge's sources: which judge made the table."""
     digest = hashlib.sha256()
-    for source in sorted(folder.glob("*.py")):
+    for source in sources:
         digest.update(source.read_bytes())
-    where = folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder
-    return f"{spec} ({where}/*.py sha256 {digest.hexdigest()[:12]})"
+    return f"sha256 {digest.hexdigest()[:12]} of the {len(sources)} rollout modules it loads"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -297,7 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
     policy = load_policy(args.policy)
     plan = schedule(policy)
-    fingerprint = judge_fingerprint(args.judge)  # before the workers import it
+    sources = judge_sources(args.judge)
+    judge_print = fingerprint(sources)  # before the workers import it
     started = time.perf_counter()
     evaluation, calibration = simulate_all(args, policy, plan)
     outcomes, passed = evaluate(evaluation, calibration, plan)
@@ -311,9 +317,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = report.Run(
         command=f".venv/bin/python {command}",
         machine=machine_note(args.workers),
-        judge=fingerprint
-        if judge_fingerprint(args.judge) == fingerprint
-        else f"{fingerprint}, CHANGED during the run: rerun",
+        judge=f"{args.judge} ({judge_print})"
+        if fingerprint(sources) == judge_print
+        else f"{args.judge} ({judge_print}), CHANGED during the run: rerun",
         wall_seconds=wall,
         rollouts=args.rollouts,
         seed=args.seed,

@@ -38,6 +38,7 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 METRIC_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
 LABEL_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 
+_USERINFO_PASSWORD = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^/@:]*:)[^/@]*@")
 _DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -317,6 +318,13 @@ class PrometheusConfig(_Model):
         if self.bearer_token_file is not None and self.basic_auth is not None:
             raise ValueError("set bearerTokenFile or basicAuth, not both")
         return self
+
+    def __repr_args__(self) -> Any:
+        """repr() and str() show a password in the URL (http://user:pass@host) as ***."""
+        for name, value in super().__repr_args__():
+            if name == "url" and isinstance(value, str):
+                value = _USERINFO_PASSWORD.sub(r"\1***@", value)
+            yield name, value
 
 
 class EvidenceConfig(_Model):

@@ -1,12 +1,15 @@
-"""Shared fixtures: one real Prometheus on the standard synthetic backfill (tests/support)."""
+"""Shared fixtures: one real Prometheus on the standard synthetic backfill (tests/support), and
+the driver's real HAProxy stack."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.support.backfill import BackfilledPrometheus, backfilled_prometheus, past_end
+from tests.support.replay import Stack, running_stack
 from tests.support.scenarios import MINUTES, STANDARD_MODELS
 from tests.support.synthetic import synthesize
 
@@ -22,3 +25,10 @@ def synthetic_prometheus(
         yield backfilled
     finally:
         backfilled.stop()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    """A real HAProxy at 100/0 in front of a baseline and a candidate answering their version."""
+    with running_stack(tmp_path / "haproxy") as running:
+        yield running

@@ -1,9 +1,6 @@
 """The driver on real parts: a real HAProxy (weights read back through its runtime API and
-traffic counted through it) and a real Prometheus on backfilled data.
-
-The backfilled history lies hours in the past, so the driver runs on a replay clock
-that starts inside it and advances when the driver sleeps: a rollout of ten minutes
-of data takes a few seconds, and every look queries Prometheus at its own past time.
+traffic counted through it) and a real Prometheus on backfilled data, on the replay clock
+of tests/support/replay.py.
 """
 
 from __future__ import annotations
@@ -15,25 +12,23 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from rich.console import Console
 
 from rollout.analysis.observation import Target
 from rollout.analysis.prometheus import PrometheusSource
-from rollout.demo.haproxy import RunningHAProxy, start_haproxy
 from rollout.driver import Driver, EvidenceSettings, run_from_spec
 from rollout.exit_codes import ExitCode
 from rollout.routers.base import ALL_BASELINE, ALL_CANDIDATE, Weights
 from rollout.routers.haproxy import HAProxyRouter
-from rollout.spec import Policy, PrometheusConfig, RolloutSpec
+from rollout.spec import Policy, PrometheusConfig
 from rollout.state import LocalFileStore, Phase, RolloutState
 from tests.support.backfill import BackfilledPrometheus, backfilled_prometheus, past_end
-from tests.support.httpserve import StaticServer, serve_text
+from tests.support.replay import ReplayClock, Stack, answered_by, make_spec
 from tests.support.scenarios import BASELINE, CANDIDATE
 from tests.support.synthetic import SyntheticModel, VersionProfile, synthesize
 
@@ -48,67 +43,6 @@ POLICY = Policy.model_validate(
 )
 W20 = Weights.candidate_share(20)
 W50 = Weights.candidate_share(50)
-
-
-@dataclass
-class ReplayClock:
-    """Time inside the backfilled history; `at` runs a fault once that time is reached."""
-
-    time: float
-    at: dict[float, Callable[[], None]] = field(default_factory=dict)
-
-    def now(self) -> float:
-        return self.time
-
-    def sleep(self, seconds: float) -> None:
-        self.time += seconds
-        for when in sorted(t for t in self.at if t <= self.time):
-            self.at.pop(when)()
-
-
-@dataclass(frozen=True)
-class Stack:
-    haproxy: RunningHAProxy
-    baseline: StaticServer
-    candidate: StaticServer
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    baseline = serve_text(BASELINE, "text/plain")
-    candidate = serve_text(CANDIDATE, "text/plain")
-    try:
-        haproxy = start_haproxy(tmp_path / "haproxy", baseline.address, candidate.address)
-        try:
-            yield Stack(haproxy, baseline, candidate)
-        finally:
-            haproxy.stop()
-    finally:
-        baseline.stop()
-        candidate.stop()
-
-
-def answered_by(haproxy: RunningHAProxy, requests: int = 40) -> Counter[str]:
-    """Which version answers requests sent through HAProxy."""
-    with httpx.Client(base_url=haproxy.url, timeout=5.0) as client:
-        return Counter(client.get("/predict").text for _ in range(requests))
-
-
-def make_spec(model: str, haproxy: RunningHAProxy, prometheus_url: str) -> RolloutSpec:
-    return RolloutSpec.model_validate(
-        {
-            "kind": "ModelRollout",
-            "metadata": {"name": model},
-            "spec": {
-                "model": model,
-                "baseline": {"version": BASELINE},
-                "candidate": {"version": CANDIDATE},
-                "router": haproxy.router_config().model_dump(by_alias=True),
-                "prometheus": {"url": prometheus_url},
-                "evidence": {"traceLinkTemplate": "http://tempo/trace/{trace_id}"},
-            },
-        }
-    )
 
 
 def run(

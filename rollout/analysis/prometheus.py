@@ -19,12 +19,13 @@ leaves the proportions the tests compare (error share, tail share) unbiased.
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 import requests
@@ -105,7 +106,7 @@ class PrometheusSource:
         headers = {k: v.get_secret_value() for k, v in config.headers.items()}
         auth: tuple[str, str] | None = None
         if parts.password:  # http://user:pass@host: keep it out of every message
-            secrets.append(parts.password)
+            secrets += _basic_auth_secrets(unquote(parts.username or ""), unquote(parts.password))
         if config.bearer_token_file is not None:
             token = _read_secret(config.bearer_token_file, "prometheus.bearerTokenFile")
             secrets.append(token)
@@ -114,7 +115,7 @@ class PrometheusSource:
             password = _read_secret(
                 config.basic_auth.password_file, "prometheus.basicAuth.passwordFile"
             )
-            secrets.append(password)
+            secrets += _basic_auth_secrets(config.basic_auth.username, password)
             auth = (config.basic_auth.username, password)
         self._secrets = tuple(s for s in secrets if s)
         self.url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
@@ -425,6 +426,13 @@ class PrometheusSource:
 
 def _note(signal: str, problems: Iterable[str]) -> str:
     return "; ".join(p for p in problems if p.startswith(f"{signal}:"))
+
+
+def _basic_auth_secrets(username: str, password: str) -> list[str]:
+    """The password, and the Authorization header's base64 of `user:password`: a server
+    that quotes the request's headers in its error must not get either into a message."""
+    encoded = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return [password, encoded]
 
 
 def _read_secret(path: Path, field: str) -> str:

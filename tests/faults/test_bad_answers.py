@@ -3,7 +3,7 @@ classified (a source error, or no data named in the observation's problems), rep
 and never read as a pass.
 
 The source and the judge read the standard synthetic backfill; the driver runs on the
-replay clock of tests/test_driver.py against a real HAProxy, so a rollout of minutes of
+replay clock of tests/support/replay.py against a real HAProxy, so a rollout of minutes of
 data takes seconds.
 """
 
@@ -29,10 +29,8 @@ from rollout.spec import Policy, PrometheusConfig, RolloutSpec
 from rollout.state import LocalFileStore, Phase, RolloutState
 from tests.support.backfill import BackfilledPrometheus
 from tests.support.fault_proxy import Fault, FaultProxy
+from tests.support.replay import ReplayClock, Stack, answered_by, make_spec
 from tests.support.scenarios import BASELINE, CANDIDATE, GATE_WINDOW
-from tests.test_driver import ReplayClock, Stack, answered_by, make_spec, stack
-
-__all__ = ["stack"]  # the real HAProxy fixture of tests/test_driver.py
 
 POLICY = Policy.model_validate(
     {

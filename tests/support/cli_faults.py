@@ -36,13 +36,13 @@ from tests.support.fault_proxy import Fault, FaultProxy
 ROOT = Path(__file__).resolve().parent.parent.parent
 W20 = Weights.candidate_share(20)
 W50 = Weights.candidate_share(50)
-OUTAGE_LIMIT = 20.0  # the policy's outage.maxDuration, seconds
+OUTAGE_LIMIT = 15.0  # the policy's outage.maxDuration, seconds
 # Short holds and a look every 2 s: a healthy rollout takes about 20 s.
 FAST_POLICY: dict[str, Any] = {
     "steps": [{"weight": 20, "hold": "6s"}, {"weight": 50, "hold": "6s"}],
     "analysis": {"interval": "2s"},
     "minRequests": 40,
-    "inconclusiveGrace": "20s",
+    "inconclusiveGrace": "10s",
     "outage": {"maxDuration": f"{OUTAGE_LIMIT:g}s"},
 }
 ONE_STEP_POLICY: dict[str, Any] = {**FAST_POLICY, "steps": [{"weight": 50, "hold": "4s"}]}
@@ -84,6 +84,7 @@ class FaultStack:
         if not demo.haproxy.alive():
             demo.haproxy.start()
         self.proxy.switch(Fault.NONE)
+        self.proxy.forget()
         self.tap.release()
         self.router.set_weights(ALL_BASELINE)
 
@@ -116,6 +117,7 @@ class CliRun:
     policy: dict[str, Any] = field(default_factory=lambda: dict(FAST_POLICY))
     prometheus: dict[str, Any] = field(default_factory=dict)  # extra spec.prometheus fields
     through_tap: bool = True  # False: the spec names HAProxy's own admin socket
+    label: str = "run"  # output files are <label><n>.out/.err: runs sharing a workdir differ
     reads: int = 0
     runs: int = 0
 
@@ -155,8 +157,8 @@ class CliRun:
 
     def start(self) -> subprocess.Popen[bytes]:
         self.runs += 1
-        out = (self.workdir / f"run{self.runs}.out").open("wb")
-        err = (self.workdir / f"run{self.runs}.err").open("wb")
+        out = (self.workdir / f"{self.label}{self.runs}.out").open("wb")
+        err = (self.workdir / f"{self.label}{self.runs}.err").open("wb")
         with out, err:
             env = {**os.environ, "COLUMNS": "200"}
             return subprocess.Popen(self.argv(), stdout=out, stderr=err, cwd=ROOT, env=env)
@@ -168,7 +170,9 @@ class CliRun:
             if time.monotonic() > deadline:
                 process.kill()
                 process.wait()
-                raise AssertionError(f"rollout run did not finish in {timeout:g}s:\n{self.output()}")
+                raise AssertionError(
+                    f"rollout run did not finish in {timeout:g}s:\n{self.output()}"
+                )
             self.state()
             time.sleep(0.1)
         return process.returncode
@@ -219,7 +223,10 @@ class CliRun:
         return "\n".join(
             path.read_text(errors="replace")
             for n in range(1, self.runs + 1)
-            for path in (self.workdir / f"run{n}.out", self.workdir / f"run{n}.err")
+            for path in (
+                self.workdir / f"{self.label}{n}.out",
+                self.workdir / f"{self.label}{n}.err",
+            )
             if path.exists()
         )
 
@@ -342,7 +349,7 @@ def crash_after_weight_change(stack: FaultStack, workdir: Path) -> Outcome:
     return _kill_and_resume("kill -9 right after a weight change", run, process, tap.release)
 
 
-def prometheus_short_outage(stack: FaultStack, workdir: Path, down: float = 4.0) -> Outcome:
+def prometheus_short_outage(stack: FaultStack, workdir: Path, down: float = 3.0) -> Outcome:
     """Prometheus stopped during step 1 for less than the policy's limit, then started."""
     prometheus = stack.demo.prometheus
     assert prometheus is not None
@@ -398,7 +405,7 @@ def haproxy_restart(stack: FaultStack, workdir: Path) -> Outcome:
     return _outcome("HAProxy killed and restarted", run, run.finish(process), recovery)
 
 
-def rollback_while_router_down(stack: FaultStack, workdir: Path, down: float = 30.0) -> Outcome:
+def rollback_while_router_down(stack: FaultStack, workdir: Path, down: float = 21.0) -> Outcome:
     """Prometheus and HAProxy both die; the rollback is retried until HAProxy is back."""
     demo = stack.demo
     assert demo.prometheus is not None and demo.haproxy is not None
@@ -433,4 +440,3 @@ def bad_answers(stack: FaultStack, workdir: Path, fault: Fault) -> Outcome:
     code = run.finish(process)
     proxy.switch(Fault.NONE)
     return _outcome(f"Prometheus answers: {fault.value}", run, code, recovery)
-

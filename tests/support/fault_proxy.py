@@ -31,6 +31,7 @@ class Fault(StrEnum):
     EMPTY = "empty"  # every instant vector comes back empty
     ONE_VERSION = "one-version"  # only the series of `keep_version` survive
     HOLD = "hold"  # the request waits until `release()` (or the fault changes)
+    ECHO_HEADERS = "echo-headers"  # HTTP 500 whose error message repeats the request's headers
 
 
 CONTENT_FAULTS = (Fault.NAN, Fault.INF, Fault.EMPTY, Fault.ONE_VERSION)
@@ -78,6 +79,11 @@ class FaultProxy:
 
     def release(self) -> None:
         self.released.set()
+
+    def forget(self) -> None:
+        """Drop the headers recorded so far."""
+        with self._lock:
+            self._headers.clear()
 
     def seen_headers(self) -> list[dict[str, str]]:
         """Headers of every API request so far, names lower-cased."""
@@ -139,6 +145,8 @@ class FaultProxy:
             return  # the client gave up first (a timeout): nothing to answer
         except httpx.TransportError:
             return  # Prometheus is down: close without an answer, as it would be unreachable
+        except RuntimeError:
+            return  # a SLOW answer outlived the proxy: its client is closed
 
     def _answer(
         self, request: BaseHTTPRequestHandler, body: bytes | None, fault: Fault | None
@@ -149,6 +157,10 @@ class FaultProxy:
             time.sleep(self.delay)
         elif fault is Fault.HTTP_500:
             error = {"status": "error", "errorType": "internal", "error": "injected fault"}
+            return 500, "application/json", json.dumps(error).encode()
+        elif fault is Fault.ECHO_HEADERS:  # a careless server or proxy quoting credentials
+            quoted = "; ".join(f"{k}: {v}" for k, v in sorted(request.headers.items()))
+            error = {"status": "error", "errorType": "bad_data", "error": quoted}
             return 500, "application/json", json.dumps(error).encode()
         elif fault is Fault.INVALID_JSON:
             return 200, "application/json", b'{"status": "success", "data": {"resultType'
