@@ -200,9 +200,11 @@ def start_haproxy(
     short temporary dir instead when `work_dir` is too deep for a unix socket path).
     Returns once the frontend accepts connections and the admin socket answers.
     """
+    # HAProxy runs in work_dir: a relative path in its argv would resolve from there.
+    work_dir = work_dir.resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     short_dir = None
-    admin_socket = work_dir.resolve() / "admin.sock"
+    admin_socket = work_dir / "admin.sock"
     if len(str(admin_socket)) > _MAX_SOCKET_PATH:
         short_dir = Path(tempfile.mkdtemp(prefix="rollout-haproxy-"))
         admin_socket = short_dir / "admin.sock"

@@ -24,9 +24,12 @@ ROLLOUT = [sys.executable, "-m", "rollout.cli"]
 RPS = 60.0
 
 
-def rollout(*args: str, timeout: float = 240.0) -> subprocess.CompletedProcess[str]:
+def rollout(
+    *args: str, timeout: float = 240.0, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*ROLLOUT, *args],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -86,8 +89,9 @@ def test_rollout_run_ends_with_traffic_where_the_verdict_puts_it(
 
 
 def test_demo_rolls_back_a_slow_v2_with_evidence_and_leaves_no_process(tmp_path: Path) -> None:
-    reports = tmp_path / "demo"
-    done = rollout("demo", "--scenario", "latency", "--report-dir", str(reports))
+    # As a person types it: a report dir relative to where they stand.
+    done = rollout("demo", "--scenario", "latency", "--report-dir", "D", cwd=tmp_path)
+    reports = tmp_path / "D"
     assert done.returncode == 1, done.stdout + done.stderr
     assert "ROLLED BACK" in done.stdout
 
