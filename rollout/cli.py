@@ -78,6 +78,39 @@ def run(
     raise typer.Exit(int(code))
 
 
+@app.command("abort")
+def abort(
+    spec: Annotated[Path, typer.Argument(help="the ModelRollout YAML file it was started with")],
+    reason: Annotated[str, typer.Option(help="why, for the report")] = "aborted by a person",
+    state_dir: Annotated[Path, typer.Option(help="where the rollout's state is kept")] = Path(
+        ".rollout"
+    ),
+    report_dir: Annotated[
+        Path | None, typer.Option(help="where report.json and report.md go")
+    ] = None,
+) -> None:
+    """Abort a paused or stopped rollout: all traffic back to the baseline, then the report.
+
+    Exit codes: 0 all traffic confirmed on the baseline, 3 nothing to abort (no saved rollout,
+    already promoted) or a `rollout run` of it is still running, 4 infrastructure.
+    """
+    from rollout.driver import abort_from_spec
+
+    try:
+        rollout_spec, policy = load_spec(spec)
+    except SpecError as exc:
+        raise _bad_input(exc) from None
+    code = abort_from_spec(
+        rollout_spec,
+        policy,
+        reason=reason,
+        state_dir=state_dir,
+        report_dir=report_dir,
+        console=console,
+    )
+    raise typer.Exit(int(code))
+
+
 class Scenario(StrEnum):
     HEALTHY = "healthy"
     LATENCY = "latency"

@@ -26,6 +26,7 @@ from rollout.analysis.observation import MetricsSource, MetricsSourceError, Targ
 from rollout.analysis.verdict import Comparison
 from rollout.engine import (
     DECISIONS,
+    Abort,
     Action,
     CollectEvidence,
     Event,
@@ -142,6 +143,29 @@ class Driver:
                 return self._loop(state, Started())
             self._check_resumable(state)
             return self._loop(state, Resumed())
+
+    def abort(self, reason: str) -> ExitCode:
+        """A person's abort of a saved rollout (paused, or stopped mid-step): all traffic
+        back to the baseline, confirmed by read-back, then the report. StateError when there
+        is nothing to abort; StateLockedError while a `rollout run` of it lives."""
+        with self.store.lock():
+            state = self.store.load()
+            if state is None:
+                raise StateError(
+                    f"no saved rollout {self.name!r} ({self.store!r}): nothing to abort"
+                )
+            if state.target != self.target:
+                raise StateError(
+                    f"the saved rollout {state.name!r} is {state.target.baseline} -> "
+                    f"{state.target.candidate}, not the spec's {self.target.baseline} -> "
+                    f"{self.target.candidate}: abort it with the spec it was started with"
+                )
+            if state.phase is Phase.PROMOTED:
+                raise StateError(
+                    f"rollout {state.name!r} was already promoted: all traffic is on "
+                    f"{state.target.candidate}; to go back, roll the baseline out as a candidate"
+                )
+            return self._loop(state, Abort(reason))
 
     # ------------------------------------------------------------------ the loop
 
@@ -338,6 +362,40 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def build_driver(
+    spec: RolloutSpec,
+    policy: Policy,
+    *,
+    state_dir: Path,
+    report_dir: Path | None,
+    console: Console,
+    clock: Clock | None = None,
+    spans_lookup: Callable[[str], tuple[SpanTiming, ...]] | None = None,
+) -> Driver:
+    """The spec's router, Prometheus source and state file; SpecError when one is unusable."""
+    from rollout.analysis.prometheus import PrometheusSource
+    from rollout.routers import build_router
+
+    body = spec.spec
+    meta = spec.metadata
+    return Driver(
+        name=meta.name,
+        router=build_router(body.router),
+        source=PrometheusSource(body.prometheus, policy.metrics, policy.custom_metrics),
+        store=LocalFileStore(state_dir / f"{meta.namespace}-{meta.name}.json"),
+        policy=policy,
+        target=Target(body.model, body.baseline.version, body.candidate.version),
+        evidence=EvidenceSettings(
+            trace_link_template=body.evidence.trace_link_template,
+            max_exemplars=body.evidence.max_exemplars,
+            report_dir=report_dir,
+            spans_lookup=spans_lookup,
+        ),
+        clock=clock,
+        console=console,
+    )
+
+
 def run_from_spec(
     spec: RolloutSpec,
     policy: Policy,
@@ -350,45 +408,63 @@ def run_from_spec(
 ) -> ExitCode:
     """`rollout run`: 0 promoted, 1 rolled back, 2 paused or interrupted, 3 bad input or
     locked by another run, 4 router or Prometheus unreachable before any traffic moved."""
-    from rollout.analysis.prometheus import PrometheusSource
-    from rollout.routers import build_router
-
-    body = spec.spec
-    meta = spec.metadata
     try:
-        router = build_router(body.router)
-        source = PrometheusSource(body.prometheus, policy.metrics, policy.custom_metrics)
+        driver = build_driver(
+            spec,
+            policy,
+            state_dir=state_dir,
+            report_dir=report_dir,
+            console=console,
+            clock=clock,
+            spans_lookup=spans_lookup,
+        )
     except SpecError as exc:
         console.print(f"[bold red]invalid input[/] {escape(str(exc))}")
         return ExitCode.BAD_INPUT
-    store = LocalFileStore(state_dir / f"{meta.namespace}-{meta.name}.json")
-    driver = Driver(
-        name=meta.name,
-        router=router,
-        source=source,
-        store=store,
-        policy=policy,
-        target=Target(body.model, body.baseline.version, body.candidate.version),
-        evidence=EvidenceSettings(
-            trace_link_template=body.evidence.trace_link_template,
-            max_exemplars=body.evidence.max_exemplars,
-            report_dir=report_dir,
-            spans_lookup=spans_lookup,
-        ),
-        clock=clock,
-        console=console,
-    )
+    return _drive(driver, driver.run)
+
+
+def abort_from_spec(
+    spec: RolloutSpec,
+    policy: Policy,
+    *,
+    reason: str,
+    state_dir: Path,
+    report_dir: Path | None,
+    console: Console,
+    clock: Clock | None = None,
+) -> ExitCode:
+    """`rollout abort`: 0 once all traffic is confirmed on the baseline (aborted now, or
+    rolled back before), 3 when there is nothing to abort or a live run holds the rollout."""
+    try:
+        driver = build_driver(
+            spec, policy, state_dir=state_dir, report_dir=report_dir, console=console, clock=clock
+        )
+    except SpecError as exc:
+        console.print(f"[bold red]invalid input[/] {escape(str(exc))}")
+        return ExitCode.BAD_INPUT
+    code = _drive(driver, lambda: driver.abort(reason))
+    return ExitCode.PROMOTED if code is ExitCode.ROLLED_BACK else code
+
+
+def _drive(driver: Driver, go: Callable[[], ExitCode]) -> ExitCode:
     try:
         with _sigterm_interrupts():
-            return driver.run()
-    except (StateLockedError, StateError) as exc:
-        console.print(f"[bold red]cannot run[/]: {escape(str(exc))}")
+            return go()
+    except StateLockedError as exc:
+        driver.console.print(
+            f"[bold red]cannot run[/]: {escape(str(exc))}; stop that run first (Ctrl-C leaves "
+            "traffic as it is and saves the state)"
+        )
+        return ExitCode.BAD_INPUT
+    except StateError as exc:
+        driver.console.print(f"[bold red]cannot run[/]: {escape(str(exc))}")
         return ExitCode.BAD_INPUT
     except (Interrupted, KeyboardInterrupt):
-        console.print(
-            f"interrupted: traffic left as it is, state saved in {store.path}; "
+        driver.console.print(
+            f"interrupted: traffic left as it is, state saved in {driver.store!r}; "
             "run the same command again to resume"
         )
         return ExitCode.PAUSED
     finally:
-        source.close()
+        driver.source.close()

@@ -440,6 +440,7 @@ def _return_to_baseline(
         desired=ALL_BASELINE,
         desired_reason=f"{DECISIONS[phase].replace('_', ' ')}: {reason}",
         confirmed=False,
+        report_written=False,  # a paused rollout's report is superseded by this decision
         decided_at=now,
         reason=reason,
         # Try the router at once even when it was failing: the rollback must not wait.

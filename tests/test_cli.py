@@ -33,3 +33,20 @@ def test_run_with_a_missing_spec_file_is_bad_input(tmp_path: Path) -> None:
     result = runner.invoke(app, ["run", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 3
     assert "cannot read" in result.output
+
+
+def test_abort_without_a_saved_rollout_says_there_is_nothing_to_abort(tmp_path: Path) -> None:
+    spec = tmp_path / "rollout.yaml"
+    spec.write_text(
+        "kind: ModelRollout\n"
+        "metadata: {name: fraud}\n"
+        "spec:\n"
+        "  model: fraud-detector\n"
+        "  baseline: {version: v1}\n"
+        "  candidate: {version: v2}\n"
+        "  router: {kind: nop}\n"
+        "  prometheus: {url: 'http://127.0.0.1:9'}\n"
+    )
+    result = runner.invoke(app, ["abort", str(spec), "--state-dir", str(tmp_path / "state")])
+    assert result.exit_code == 3, result.output
+    assert "nothing to abort" in result.output and "default-fraud.json" in result.output

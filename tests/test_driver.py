@@ -21,7 +21,7 @@ from rich.console import Console
 
 from rollout.analysis.observation import Target
 from rollout.analysis.prometheus import PrometheusSource
-from rollout.driver import Driver, EvidenceSettings, run_from_spec
+from rollout.driver import Driver, EvidenceSettings, abort_from_spec, run_from_spec
 from rollout.exit_codes import ExitCode
 from rollout.routers.base import ALL_BASELINE, ALL_CANDIDATE, Weights
 from rollout.routers.haproxy import HAProxyRouter
@@ -103,6 +103,52 @@ def test_a_candidate_without_series_pauses_at_its_first_step(
     assert state.step == 0 and state.desired == W20
     assert HAProxyRouter(stack.haproxy.router_config()).get_weights() == W20
     assert report["decision"] == "paused"
+
+
+def abort(
+    model: str, stack: Stack, prometheus: BackfilledPrometheus, tmp_path: Path
+) -> tuple[ExitCode, RolloutState | None, str]:
+    """`rollout abort` of the rollout `run` keeps in tmp_path; its code, state and output."""
+    console = tmp_path / "abort.txt"
+    code = abort_from_spec(
+        make_spec(model, stack.haproxy, prometheus.url),
+        POLICY,
+        reason="operator: v2 needs more work",
+        state_dir=tmp_path / "state",
+        report_dir=tmp_path / "report",
+        console=Console(file=console.open("a"), width=200),
+    )
+    state = LocalFileStore(tmp_path / "state" / f"default-{model}.json").load()
+    return code, state, console.read_text()
+
+
+def test_aborting_a_paused_rollout_puts_all_traffic_on_the_baseline_and_reports_it(
+    stack: Stack, synthetic_prometheus: BackfilledPrometheus, tmp_path: Path
+) -> None:
+    code, _, _ = run("gate-nocandidate", stack, synthetic_prometheus, tmp_path)
+    assert code is ExitCode.PAUSED and answered_by(stack.haproxy)[CANDIDATE] > 0
+    code, state, _ = abort("gate-nocandidate", stack, synthetic_prometheus, tmp_path)
+    assert code is ExitCode.PROMOTED  # 0: the abort is done
+    assert state is not None and state.phase is Phase.ABORTED
+    assert answered_by(stack.haproxy) == Counter({BASELINE: 40})
+    assert state.weight_changes[-1].weights == ALL_BASELINE
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["decision"] == "aborted"
+    assert report["reason"] == "operator: v2 needs more work"
+
+
+def test_abort_refuses_without_a_saved_rollout_or_after_a_promotion(
+    stack: Stack, synthetic_prometheus: BackfilledPrometheus, tmp_path: Path
+) -> None:
+    code, state, output = abort("gate-same", stack, synthetic_prometheus, tmp_path)
+    assert code is ExitCode.BAD_INPUT and state is None and "nothing to abort" in output
+    assert HAProxyRouter(stack.haproxy.router_config()).get_weights() == ALL_BASELINE
+
+    assert run("gate-same", stack, synthetic_prometheus, tmp_path)[0] is ExitCode.PROMOTED
+    code, state, output = abort("gate-same", stack, synthetic_prometheus, tmp_path)
+    assert code is ExitCode.BAD_INPUT and "already promoted" in output
+    assert state is not None and state.phase is Phase.PROMOTED
+    assert answered_by(stack.haproxy) == Counter({CANDIDATE: 40})
 
 
 def test_an_unreachable_router_at_start_exits_4_and_saves_nothing(

@@ -227,6 +227,11 @@ def test_inconclusive_after_the_hold_waits_out_the_grace_then_pauses_without_mov
     assert actions == (CollectEvidence(), WriteReport("paused"))
     state, actions = step(state, ReportWritten(), T0 + 91)
     assert actions == ()
+    # A person aborts the paused rollout: baseline first, then a new report of the abort.
+    state, actions = step(state, Abort("no traffic on v2 today"), T0 + 200)
+    assert state.phase is Phase.ABORTED and actions == to_baseline(state)
+    state, actions = step(state, WeightsRead(ALL_BASELINE), T0 + 201)
+    assert actions == (CollectEvidence(), WriteReport("aborted"))
 
 
 def test_inconclusive_with_policy_rollback_returns_traffic_to_the_baseline() -> None:

@@ -100,3 +100,7 @@ class MetricsSource(Protocol):
     ) -> tuple[Exemplar, ...]:
         """Exemplars of a version in [start, end], optionally slower than `min_latency`."""
         ...
+
+    def close(self) -> None:
+        """Release the source's connections."""
+        ...
