@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
@@ -140,22 +140,29 @@ def test_injection_strings_match_literally(
     assert injected.baseline == truth.counts("counts", BASELINE, end - 300, end)
 
 
+def _replacement(value: str) -> str:
+    """`value` as label_replace's replacement, where `$0`, `$1`... expand and `$$` is a `$`."""
+    return string_literal(value.replace("$", "$$"))
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.text(max_size=30), st.text(max_size=30))
+@example(value="$0", other="")
+@example(value='2.4.0"} or vector(1) #', other="2.4.0")
 def test_any_string_round_trips_through_prometheus(
     synthetic_prometheus: BackfilledPrometheus, value: str, other: str
 ) -> None:
     """Prometheus itself decodes the literal and runs the regex: the value comes back intact."""
     pattern = versions_matcher("v", (value, "x"))[len("v=~") :]
     promql = (
-        f'label_replace(label_replace(vector(1), "v", {string_literal(value)}, "", ""),'
+        f'label_replace(label_replace(vector(1), "v", {_replacement(value)}, "", ""),'
         f' "hit", "yes", "v", {pattern})'
     )
     answer = httpx.get(f"{synthetic_prometheus.url}/api/v1/query", params={"query": promql})
     (series,) = answer.json()["data"]["result"]
     assert series["metric"].get("v", "") == value
     assert series["metric"].get("hit") == "yes"
-    miss = promql.replace(string_literal(value), string_literal(other), 1)
+    miss = promql.replace(_replacement(value), _replacement(other), 1)
     answer = httpx.get(f"{synthetic_prometheus.url}/api/v1/query", params={"query": miss})
     (series,) = answer.json()["data"]["result"]
     assert (series["metric"].get("hit") == "yes") == (other in (value, "x"))
