@@ -408,8 +408,8 @@ def run_from_spec(
 ) -> ExitCode:
     """`rollout run`: 0 promoted, 1 rolled back, 2 paused or interrupted, 3 bad input or
     locked by another run, 4 router or Prometheus unreachable before any traffic moved."""
-    try:
-        driver = build_driver(
+    return _drive(
+        lambda: build_driver(
             spec,
             policy,
             state_dir=state_dir,
@@ -417,11 +417,10 @@ def run_from_spec(
             console=console,
             clock=clock,
             spans_lookup=spans_lookup,
-        )
-    except SpecError as exc:
-        console.print(f"[bold red]invalid input[/] {escape(str(exc))}")
-        return ExitCode.BAD_INPUT
-    return _drive(driver, driver.run)
+        ),
+        Driver.run,
+        console,
+    )
 
 
 def abort_from_spec(
@@ -436,32 +435,39 @@ def abort_from_spec(
 ) -> ExitCode:
     """`rollout abort`: 0 once all traffic is confirmed on the baseline (aborted now, or
     rolled back before), 3 when there is nothing to abort or a live run holds the rollout."""
-    try:
-        driver = build_driver(
+    code = _drive(
+        lambda: build_driver(
             spec, policy, state_dir=state_dir, report_dir=report_dir, console=console, clock=clock
-        )
-    except SpecError as exc:
-        console.print(f"[bold red]invalid input[/] {escape(str(exc))}")
-        return ExitCode.BAD_INPUT
-    code = _drive(driver, lambda: driver.abort(reason))
+        ),
+        lambda driver: driver.abort(reason),
+        console,
+    )
     return ExitCode.PROMOTED if code is ExitCode.ROLLED_BACK else code
 
 
-def _drive(driver: Driver, go: Callable[[], ExitCode]) -> ExitCode:
+def _drive(
+    build: Callable[[], Driver], go: Callable[[Driver], ExitCode], console: Console
+) -> ExitCode:
+    """Build the driver and run `go` on it, turning refusals and interrupts into exit codes."""
+    try:
+        driver = build()
+    except SpecError as exc:
+        console.print(f"[bold red]invalid input[/] {escape(str(exc))}")
+        return ExitCode.BAD_INPUT
     try:
         with _sigterm_interrupts():
-            return go()
+            return go(driver)
     except StateLockedError as exc:
-        driver.console.print(
+        console.print(
             f"[bold red]cannot run[/]: {escape(str(exc))}; stop that run first (Ctrl-C leaves "
             "traffic as it is and saves the state)"
         )
         return ExitCode.BAD_INPUT
     except StateError as exc:
-        driver.console.print(f"[bold red]cannot run[/]: {escape(str(exc))}")
+        console.print(f"[bold red]cannot run[/]: {escape(str(exc))}")
         return ExitCode.BAD_INPUT
     except (Interrupted, KeyboardInterrupt):
-        driver.console.print(
+        console.print(
             f"interrupted: traffic left as it is, state saved in {driver.store!r}; "
             "run the same command again to resume"
         )

@@ -25,22 +25,13 @@ from rollout.driver import Driver, EvidenceSettings, abort_from_spec, run_from_s
 from rollout.exit_codes import ExitCode
 from rollout.routers.base import ALL_BASELINE, ALL_CANDIDATE, Weights
 from rollout.routers.haproxy import HAProxyRouter
-from rollout.spec import Policy, PrometheusConfig
+from rollout.spec import PrometheusConfig
 from rollout.state import LocalFileStore, Phase, RolloutState
 from tests.support.backfill import BackfilledPrometheus, backfilled_prometheus, past_end
-from tests.support.replay import ReplayClock, Stack, answered_by, make_spec
+from tests.support.replay import POLICY, ReplayClock, Stack, answered_by, make_spec
 from tests.support.scenarios import BASELINE, CANDIDATE
 from tests.support.synthetic import SyntheticModel, VersionProfile, synthesize
 
-POLICY = Policy.model_validate(
-    {
-        "steps": [{"weight": 20, "hold": "3m"}, {"weight": 50, "hold": "3m"}],
-        "analysis": {"interval": "1m"},
-        "minRequests": 200,
-        "inconclusiveGrace": "1m",
-        "outage": {"maxDuration": "2m"},
-    }
-)
 W20 = Weights.candidate_share(20)
 W50 = Weights.candidate_share(50)
 

@@ -25,22 +25,13 @@ from rollout.driver import run_from_spec
 from rollout.exit_codes import ExitCode
 from rollout.routers.base import ALL_BASELINE, Weights
 from rollout.routers.haproxy import HAProxyRouter
-from rollout.spec import Policy, PrometheusConfig, RolloutSpec
+from rollout.spec import PrometheusConfig, RolloutSpec
 from rollout.state import LocalFileStore, Phase, RolloutState
 from tests.support.backfill import BackfilledPrometheus
 from tests.support.fault_proxy import Fault, FaultProxy
-from tests.support.replay import ReplayClock, Stack, answered_by, make_spec
+from tests.support.replay import POLICY, ReplayClock, Stack, answered_by, make_spec
 from tests.support.scenarios import BASELINE, CANDIDATE, GATE_WINDOW
 
-POLICY = Policy.model_validate(
-    {
-        "steps": [{"weight": 20, "hold": "3m"}, {"weight": 50, "hold": "3m"}],
-        "analysis": {"interval": "1m"},
-        "minRequests": 200,
-        "inconclusiveGrace": "1m",
-        "outage": {"maxDuration": "2m"},
-    }
-)
 TARGET = Target("gate-same", BASELINE, CANDIDATE)
 W20 = Weights.candidate_share(20)
 TIMEOUT = 0.5  # the source's timeout; the SLOW fault answers after three times that

@@ -17,9 +17,20 @@ from pathlib import Path
 import httpx
 
 from rollout.demo.haproxy import RunningHAProxy, start_haproxy
-from rollout.spec import RolloutSpec
+from rollout.spec import Policy, RolloutSpec
 from tests.support.httpserve import StaticServer, serve_text
 from tests.support.scenarios import BASELINE, CANDIDATE
+
+# The driver's policy on this bench: two 3-minute steps of 1-minute looks over the backfill.
+POLICY = Policy.model_validate(
+    {
+        "steps": [{"weight": 20, "hold": "3m"}, {"weight": 50, "hold": "3m"}],
+        "analysis": {"interval": "1m"},
+        "minRequests": 200,
+        "inconclusiveGrace": "1m",
+        "outage": {"maxDuration": "2m"},
+    }
+)
 
 
 @dataclass
