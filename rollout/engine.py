@@ -260,8 +260,12 @@ def _confirm(state: RolloutState, now: float) -> RolloutState:
 def _looked(
     state: RolloutState, observation: Observation, policy: Policy, now: float
 ) -> tuple[RolloutState, Actions]:
-    if state.source_outage is not None:
-        state = _outage_over(state, "Prometheus", state.source_outage, now)
+    outage = state.source_outage
+    if outage is not None:
+        state = _outage_over(state, "Prometheus", outage, now)
+        if state.step_started_at is not None:
+            lost = now - outage.since
+            state = replace(state, step_outage_seconds=state.step_outage_seconds + lost)
     history = (*state.history, observation)
     judgement = judge(history, policy)
     state = replace(
@@ -278,7 +282,7 @@ def _looked(
     if not state.confirmed or state.step_started_at is None:
         state = replace(state, message=f"{label}: {judgement.verdict}, weights not confirmed")
         return _next(state, policy, now)
-    hold_end = state.step_started_at + step.hold
+    hold_end = state.step_started_at + step.hold + state.step_outage_seconds
     if now < hold_end:
         left = hold_end - now
         state = replace(state, message=f"{label}: {judgement.verdict}, holding {left:.0f}s more")
@@ -332,6 +336,7 @@ def _pass_step(state: RolloutState, policy: Policy, now: float) -> tuple[Rollout
         desired_reason=_step_reason(following, policy),
         confirmed=False,
         step_started_at=None,
+        step_outage_seconds=0.0,
         message=f"step {state.step + 1} passed: setting weights {weights}",
     )
     return state, _set(state)

@@ -69,6 +69,9 @@ class RolloutState:
     updated_at: float
     started_at: float | None = None
     step_started_at: float | None = None  # when this step's weights were first confirmed
+    # Seconds Prometheus was failing during this step: they extend its hold and grace, so an
+    # outage that ends in time is followed by the analysis it interrupted, not by a pause.
+    step_outage_seconds: float = 0.0
     last_look_end: float | None = None  # looks are contiguous: the next starts here
     history: tuple[Observation, ...] = ()  # every look since the start, for the judge
     judgement: Judgement | None = None  # of the last look

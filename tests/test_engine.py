@@ -308,6 +308,22 @@ def test_prometheus_failing_holds_the_weights_and_backs_off() -> None:
     assert any("Prometheus failing" in note for note in state.notes)
 
 
+def test_time_prometheus_was_down_extends_the_steps_hold_and_grace() -> None:
+    state = started()  # step 1 confirmed at T0: hold 60 s, grace 30 s
+    state, _ = step(state, SourceFailed("connection refused"), T0 + 10)
+    state, _ = step(state, Tick(), T0 + 50)
+    state, _ = step(state, WeightsRead(W20), T0 + 50)
+    state, _ = step(state, Looked(sparse(T0, T0 + 50)), T0 + 50)  # 40 s lost
+    assert state.step_outage_seconds == 40
+    state, _ = look(state, sparse, T0 + 95)  # past 60 + 30: without the outage, a pause
+    assert state.phase is Phase.PROGRESSING and "holding 5s more" in state.message
+    state, _ = look(state, sparse, T0 + 120)  # the grace runs to 60 + 40 + 30
+    assert state.phase is Phase.PROGRESSING and "waiting for data (10s of grace)" in state.message
+    state, actions = look(state, healthy, T0 + 130)
+    assert state.step == 1 and state.step_outage_seconds == 0.0
+    assert actions == (SetWeights(W50, state.desired_reason), ReadWeights(W50))
+
+
 def test_prometheus_down_past_the_limit_applies_the_outage_action() -> None:
     state = started()
     now = T0 + 10
