@@ -1,28 +1,172 @@
-"""The `rollout` command: parses, builds objects, hands over to the driver, the gate or the demo."""
+"""The `rollout` command: parses, builds objects, hands over to the driver, the gate or the demo.
+
+Every usage error (a missing or misspelt option, a bad value, an unknown command) exits 3,
+as bad input does, never click's default 2, which means "paused / inconclusive" here:
+`RolloutGroup.main` catches click's usage errors for every command.
+"""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from enum import StrEnum
+from importlib import metadata
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand, TyperGroup
 
 from rollout.exit_codes import ExitCode
+
+try:  # typer 0.2x carries its own copy of click; older typer uses click itself
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_errors  # type: ignore[no-redef]
 from rollout.spec import SpecError, load_policy, load_spec, read_yaml
+
+INTERRUPTED_GATE = 130  # Ctrl-C during a gate: no answer (the shell's convention for SIGINT)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("model-rollout")
+    except metadata.PackageNotFoundError:  # a source tree that is not installed
+        return "unknown"
+
+
+def _usage_hint(exc: click_errors.UsageError) -> str:
+    """What to do about a usage error, beyond click's own message."""
+    ctx = exc.ctx
+    if isinstance(exc, click_errors.MissingParameter) and exc.param is not None:
+        param: Any = exc.param
+        help_text = getattr(param, "help", None)
+        about = f" ({help_text})" if help_text else ""
+        opts = getattr(param, "opts", None) or []
+        metavar = param.metavar or param.name.upper()
+        if getattr(param, "param_type_name", "") == "option" and opts:
+            return f" Add {opts[0]} {metavar}{about}."
+        return f" Give {metavar}{about}."
+    if isinstance(exc, click_errors.NoSuchOption) and not exc.possibilities:
+        return " See the command's options with --help."
+    message = exc.format_message()
+    if message.startswith("No such command") and "Did you mean" not in message:
+        group: Any = ctx.command if ctx is not None else None
+        if group is not None and hasattr(group, "list_commands"):
+            return f" Commands: {', '.join(group.list_commands(ctx))}."
+    return ""
+
+
+def show_usage_error(exc: click_errors.UsageError) -> None:
+    """The usage line, the error with its fix, and where to find help; on stderr."""
+    ctx = exc.ctx
+    if isinstance(exc, click_errors.NoArgsIsHelpError):
+        typer.echo(exc.format_message(), err=True)  # the help itself
+        typer.echo(f"(no command given: exit {int(ExitCode.BAD_INPUT)})", err=True)
+        return
+    lines = []
+    if ctx is not None:
+        lines.append(ctx.get_usage())
+    message = exc.format_message().replace("Value error, ", "")  # pydantic's prefix
+    lines.append(f"error: {message}{_usage_hint(exc)}")
+    command = ctx.command_path if ctx is not None else "rollout"
+    lines.append(f"Try '{command} --help' for help. (usage error: exit {int(ExitCode.BAD_INPUT)})")
+    typer.echo("\n".join(lines), err=True)
+
+
+class RolloutGroup(TyperGroup):
+    """The top-level group: click's usage errors exit 3 (bad input) instead of 2."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            result = super().main(
+                args,
+                prog_name,
+                complete_var,
+                standalone_mode=False,
+                windows_expand_args=windows_expand_args,
+                **extra,
+            )
+        except click_errors.UsageError as exc:
+            show_usage_error(exc)
+            return _leave(int(ExitCode.BAD_INPUT), standalone_mode)
+        except click_errors.ClickException as exc:
+            exc.show()
+            return _leave(exc.exit_code, standalone_mode)
+        except typer.Abort:  # EOF on a prompt, or Ctrl-C inside click itself
+            typer.echo("interrupted", err=True)
+            return _leave(INTERRUPTED_GATE, standalone_mode)
+        code = result if isinstance(result, int) else 0
+        return _leave(code, standalone_mode) if standalone_mode else result
+
+
+class RolloutCommand(TyperCommand):
+    """A command whose usage line reads `rollout run [OPTIONS] SPEC`, not `{SPEC}`."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = super().collect_usage_pieces(ctx)
+        return [piece.replace("{", "").replace("}", "") for piece in pieces]
+
+
+def _leave(code: int, standalone_mode: bool) -> int:
+    if standalone_mode:
+        sys.exit(code)
+    return code
+
 
 app = typer.Typer(
     name="rollout",
+    cls=RolloutGroup,
     help="Blue/green rollouts of ML model APIs with statistically confirmed, evidenced rollback.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-policy_app = typer.Typer(help="Work with policy files.", no_args_is_help=True)
+policy_app = typer.Typer(
+    help="Work with policy files.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 app.add_typer(policy_app, name="policy")
 
 console = Console(soft_wrap=True)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"rollout {_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_show_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Blue/green rollouts of ML model APIs with statistically confirmed, evidenced rollback.
+
+    Exit codes of run and demo: 0 promoted, 1 rolled back, 2 paused or interrupted
+    (nothing decided), 3 bad input or usage (nothing was changed), 4 infrastructure.
+    """
 
 
 def _bad_input(exc: SpecError) -> typer.Exit:
@@ -30,11 +174,16 @@ def _bad_input(exc: SpecError) -> typer.Exit:
     return typer.Exit(int(ExitCode.BAD_INPUT))
 
 
-@policy_app.command("validate")
+@policy_app.command("validate", cls=RolloutCommand)
 def policy_validate(
-    files: Annotated[list[Path], typer.Argument(help="policy or ModelRollout files")],
+    files: Annotated[
+        list[Path], typer.Argument(metavar="FILE", help="policy or ModelRollout files")
+    ],
 ) -> None:
-    """Check policy (or ModelRollout) files; print every problem with its field path."""
+    """Check policy (or ModelRollout) files; print every problem with its field path.
+
+    Exit codes: 0 all valid, 3 a problem in any of them.
+    """
     failed = False
     for path in files:
         try:
@@ -52,19 +201,26 @@ def policy_validate(
         raise typer.Exit(int(ExitCode.BAD_INPUT))
 
 
-@app.command("run")
+REPORT_DIR_HELP = (
+    "where report.json and report.md go; default: none written, the summary is printed only"
+)
+
+
+@app.command("run", cls=RolloutCommand)
 def run(
-    spec: Annotated[Path, typer.Argument(help="a ModelRollout YAML file")],
+    spec: Annotated[Path, typer.Argument(metavar="SPEC", help="a ModelRollout YAML file")],
     state_dir: Annotated[
-        Path, typer.Option(help="where the rollout's state is kept (resumed from on restart)")
+        Path,
+        typer.Option(
+            metavar="DIR", help="where the rollout's state is kept (resumed from on restart)"
+        ),
     ] = Path(".rollout"),
-    report_dir: Annotated[
-        Path | None, typer.Option(help="where report.json and report.md go")
-    ] = None,
+    report_dir: Annotated[Path | None, typer.Option(metavar="DIR", help=REPORT_DIR_HELP)] = None,
 ) -> None:
     """Run a rollout against your Prometheus and router; resumes where a crash left it.
 
-    Exit codes: 0 promoted, 1 rolled back, 2 paused, 3 bad spec or policy, 4 infrastructure.
+    Exit codes: 0 promoted, 1 rolled back, 2 paused, or interrupted (Ctrl-C or SIGTERM: traffic
+    stays, the same command resumes), 3 bad spec, policy or usage, 4 infrastructure.
     """
     from rollout.driver import run_from_spec
 
@@ -78,21 +234,25 @@ def run(
     raise typer.Exit(int(code))
 
 
-@app.command("abort")
+@app.command("abort", cls=RolloutCommand)
 def abort(
-    spec: Annotated[Path, typer.Argument(help="the ModelRollout YAML file it was started with")],
-    reason: Annotated[str, typer.Option(help="why, for the report")] = "aborted by a person",
-    state_dir: Annotated[Path, typer.Option(help="where the rollout's state is kept")] = Path(
-        ".rollout"
+    spec: Annotated[
+        Path,
+        typer.Argument(metavar="SPEC", help="the ModelRollout YAML file it was started with"),
+    ],
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="why, for the report")] = (
+        "aborted by a person"
     ),
-    report_dir: Annotated[
-        Path | None, typer.Option(help="where report.json and report.md go")
-    ] = None,
+    state_dir: Annotated[
+        Path, typer.Option(metavar="DIR", help="where the rollout's state is kept")
+    ] = Path(".rollout"),
+    report_dir: Annotated[Path | None, typer.Option(metavar="DIR", help=REPORT_DIR_HELP)] = None,
 ) -> None:
     """Abort a paused or stopped rollout: all traffic back to the baseline, then the report.
 
     Exit codes: 0 all traffic confirmed on the baseline, 3 nothing to abort (no saved rollout,
-    already promoted) or a `rollout run` of it is still running, 4 infrastructure.
+    already promoted, rolled back or aborted) or a `rollout run` of it is still running, or a
+    usage error, 4 infrastructure.
     """
     from rollout.driver import abort_from_spec
 
@@ -117,16 +277,22 @@ class Scenario(StrEnum):
     ERRORS = "errors"
 
 
-@app.command("demo")
+@app.command("demo", cls=RolloutCommand)
 def demo(
     scenario: Annotated[Scenario, typer.Option(help="what v2 does")] = Scenario.LATENCY,
-    rps: Annotated[float, typer.Option(min=1, max=2000, help="requests per second")] = 60.0,
-    report_dir: Annotated[Path | None, typer.Option(help="where reports go")] = None,
+    rps: Annotated[
+        float, typer.Option(min=1, max=2000, metavar="N", help="requests per second")
+    ] = 60.0,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option(metavar="DIR", help="where reports go; default: reports/demo-SCENARIO"),
+    ] = None,
 ) -> None:
     """Start a local stack (Prometheus, HAProxy, v1 and v2 model servers, load) and roll out v2.
 
     `latency` makes v2 40% slower, `errors` makes it fail 5% of requests, `healthy` leaves it
-    as fast as v1. Exit codes as for `run`. Every process it starts is stopped on exit.
+    as fast as v1. Exit codes as for `run`. Every process it starts is stopped on exit. To keep
+    a stack running and try `rollout run` on it yourself, use `rollout sandbox up`.
     """
     from rollout.demo.launcher import run_demo
 
@@ -141,29 +307,47 @@ class GateFormat(StrEnum):
     MARKDOWN = "markdown"
 
 
-@app.command("gate")
+@app.command("gate", cls=RolloutCommand)
 def gate(
-    prometheus_url: Annotated[str, typer.Option(help="Prometheus base URL")],
-    model: Annotated[str, typer.Option(help="model_name label value")],
-    baseline: Annotated[str, typer.Option(help="baseline model_version")],
-    candidate: Annotated[str, typer.Option(help="candidate model_version")],
-    policy: Annotated[str, typer.Option(help="policy name or file")] = "default",
+    prometheus_url: Annotated[str, typer.Option(metavar="URL", help="Prometheus base URL")],
+    model: Annotated[str, typer.Option(metavar="NAME", help="model_name label value")],
+    baseline: Annotated[str, typer.Option(metavar="VERSION", help="baseline model_version")],
+    candidate: Annotated[str, typer.Option(metavar="VERSION", help="candidate model_version")],
+    policy: Annotated[
+        str, typer.Option(metavar="NAME|FILE", help="policy name or file")
+    ] = "default",
     window: Annotated[
-        str | None, typer.Option(help="window ending now, e.g. 15m (or --start/--end)")
+        str | None,
+        typer.Option(
+            metavar="DURATION",
+            help="window ending now (or at --end), with a unit, e.g. 15m; default 15m",
+        ),
     ] = None,
-    start: Annotated[str | None, typer.Option(help="RFC 3339 or unix seconds")] = None,
-    end: Annotated[str | None, typer.Option(help="RFC 3339 or unix seconds")] = None,
+    start: Annotated[
+        str | None, typer.Option(metavar="TIME", help="RFC 3339 or unix seconds")
+    ] = None,
+    end: Annotated[str | None, typer.Option(metavar="TIME", help="RFC 3339 or unix seconds")] = (
+        None
+    ),
     report_dir: Annotated[
-        Path | None, typer.Option(help="writes report.json/.md, junit.xml")
+        Path | None,
+        typer.Option(
+            metavar="DIR",
+            help="writes report.json, report.md and junit.xml; default: none written",
+        ),
     ] = None,
-    output_format: Annotated[GateFormat, typer.Option("--format")] = GateFormat.TEXT,
+    output_format: Annotated[
+        GateFormat, typer.Option("--format", help="what goes to stdout")
+    ] = GateFormat.TEXT,
     bearer_token_file: Annotated[
-        Path | None, typer.Option(help="file holding a bearer token for Prometheus")
+        Path | None,
+        typer.Option(metavar="FILE", help="file holding a bearer token for Prometheus"),
     ] = None,
 ) -> None:
     """CI deployment gate: may this model version go on? Judges a window; moves no traffic.
 
-    Exit codes: 0 pass, 1 fail, 2 inconclusive, 3 usage or configuration, 4 metrics source.
+    Exit codes: 0 pass, 1 fail, 2 inconclusive, 3 usage or configuration, 4 metrics source,
+    130 interrupted (Ctrl-C).
     """
     from rollout.gate import GateRequest, run_gate
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from rollout.cli import app
@@ -50,3 +54,102 @@ def test_abort_without_a_saved_rollout_says_there_is_nothing_to_abort(tmp_path: 
     result = runner.invoke(app, ["abort", str(spec), "--state-dir", str(tmp_path / "state")])
     assert result.exit_code == 3, result.output
     assert "nothing to abort" in result.output and "default-fraud.json" in result.output
+
+
+# ---------------------------------------------------------------------------- usage errors: exit 3
+
+ROOT = Path(__file__).resolve().parent.parent
+GATE = ["gate", "--prometheus-url", "http://127.0.0.1:9", "--model", "m"]
+GATE_FULL = [*GATE, "--baseline", "v1", "--candidate", "v2"]
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        ([*GATE, "--candidate", "v2"], "--baseline"),  # a missing required option
+        ([*GATE_FULL, "--format", "xml"], "--format"),  # a value outside the choices
+        ([*GATE_FULL, "--windw", "5m"], "--windw"),  # a misspelt option
+        (["run"], "SPEC"),  # a missing argument
+        (["demo", "--scenario", "slow"], "--scenario"),
+        (["demo", "--rps", "0"], "--rps"),
+        (["deploy"], "deploy"),  # an unknown command
+        (["policy", "check"], "check"),  # an unknown subcommand
+        (["policy", "validate"], "FILE"),
+        (["abort"], "SPEC"),
+    ],
+)
+def test_every_usage_error_exits_3_naming_the_option_and_the_fix(
+    args: list[str], named: str
+) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 3, result.output
+    assert named in result.output
+    assert "--help" in result.output  # where the fix is, at least
+
+
+def test_a_missing_option_says_what_to_add() -> None:
+    result = runner.invoke(app, [*GATE, "--candidate", "v2"])
+    assert result.exit_code == 3
+    assert "Add --baseline VERSION" in result.output
+
+
+def test_no_command_at_all_shows_the_help_and_exits_3() -> None:
+    result = runner.invoke(app, [])
+    assert result.exit_code == 3
+    assert "Commands:" in result.output
+
+
+def test_usage_errors_exit_3_from_the_installed_command_too() -> None:
+    """The console script's own entry (not CliRunner): `python -m rollout.cli`."""
+    for args in (["gate", "--prometheus-url", "x"], ["frob"], ["demo", "--scenario", "slow"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "rollout.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            check=False,
+        )
+        assert done.returncode == 3, (args, done.stderr)
+        assert "Traceback" not in done.stderr
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_demo_with_an_unknown_scenario_fails() -> None:
+    if not (ROOT / ".venv" / "bin" / "rollout").exists():
+        pytest.skip("no .venv: `make demo` would create it first")
+    done = subprocess.run(
+        # -o: take the venv and Prometheus as made; this is about the demo target's exit.
+        ["make", "-o", ".venv/.installed", "-o", "prometheus", "demo", "SCENARIO=slow"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert "--scenario" in done.stderr and "Error 3" in done.stderr
+
+
+# ---------------------------------------------------------------------------- help
+
+
+def test_short_help_version_and_completion_are_there() -> None:
+    assert runner.invoke(app, ["-h"]).exit_code == 0
+    version = runner.invoke(app, ["--version"])
+    assert version.exit_code == 0 and version.output.startswith("rollout ")
+    assert "--show-completion" in runner.invoke(app, ["--help"]).output
+    for command in (["run"], ["gate"], ["demo"], ["abort"], ["policy", "validate"]):
+        result = runner.invoke(app, [*command, "-h"])
+        assert result.exit_code == 0, result.output
+        assert "<bool>" not in result.output and "{" not in result.output
+
+
+def test_help_keeps_sentences_whole_and_states_the_report_dirs_default() -> None:
+    result = runner.invoke(app, ["run", "--help"], terminal_width=200)
+    assert "Usage: rollout run [OPTIONS] SPEC" in result.output
+    assert "--report-dir DIR" in result.output and "default: none written" in result.output
+    assert "2 paused, or interrupted" in result.output  # an interrupted run exits 2
+    demo = runner.invoke(app, ["demo", "--help"], terminal_width=200).output
+    # The docstring's line breaks are re-flowed: a sentence is on one line at 200 columns.
+    assert "`healthy` leaves it as fast as v1." in demo
