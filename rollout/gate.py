@@ -280,22 +280,47 @@ def _publish(report: Report, request: GateRequest, console: Console, diagnostics
     }
     _write(console, renderers[request.output_format](report))
     if request.report_dir is not None:
-        paths = write_reports(report, request.report_dir)
-        _write(diagnostics, "reports: " + ", ".join(str(p) for p in paths.values()) + "\n")
+        try:
+            paths = write_reports(report, request.report_dir)
+        except OSError as exc:
+            _warn(f"the reports could not be written to {request.report_dir}: {_why(exc)}")
+        else:
+            _write(diagnostics, "reports: " + ", ".join(str(p) for p in paths.values()) + "\n")
     if request.output_format == "text" and report.notes[1:]:
         _write(diagnostics, "".join(f"note: {n}\n" for n in report.notes[1:]))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
-        append_step_summary(report, Path(summary))
+        try:
+            append_step_summary(report, Path(summary))
+        except OSError as exc:
+            _warn(
+                f"the job summary could not be written (GITHUB_STEP_SUMMARY={summary}): {_why(exc)}"
+            )
 
 
 def _stop(diagnostics: Console, code: ExitCode, title: str, message: str) -> ExitCode:
     _write(diagnostics, f"gate: {title} (exit {int(code)}): {message}\n")
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
-        with Path(summary).open("a", encoding="utf-8") as handle:
-            handle.write(f"\n**rollout gate: {title}** (exit {int(code)})\n\n```\n{message}\n```\n")
+        try:
+            with Path(summary).open("a", encoding="utf-8") as handle:
+                handle.write(
+                    f"\n**rollout gate: {title}** (exit {int(code)})\n\n```\n{message}\n```\n"
+                )
+        except OSError as exc:
+            _warn(
+                f"the job summary could not be written (GITHUB_STEP_SUMMARY={summary}): {_why(exc)}"
+            )
     return code
+
+
+def _warn(message: str) -> None:
+    """A warning on stderr: it never changes the gate's answer (its exit code)."""
+    _write(Console(stderr=True), f"gate: warning: {message}; the exit code is the gate's answer\n")
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
 
 
 def _write(console: Console, text: str) -> None:

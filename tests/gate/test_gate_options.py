@@ -12,6 +12,8 @@ from rich.console import Console
 from rollout.exit_codes import ExitCode
 from rollout.gate import GateRequest, UsageError, look_bounds, parse_time, resolve_window, run_gate
 from rollout.spec import load_policy
+from tests.support.backfill import BackfilledPrometheus
+from tests.support.scenarios import BASELINE, CANDIDATE, GATE_WINDOW
 
 NOW = 1_714_564_800.0  # 2024-05-01T12:00:00Z
 
@@ -121,3 +123,36 @@ def test_an_unwritable_report_dir_exits_3(tmp_path: Path) -> None:
     blocker.write_text("")
     code, output = run(replace(REQUEST, report_dir=blocker / "reports"))
     assert code == ExitCode.BAD_INPUT and "--report-dir" in output
+
+
+# ---------------------------------------------------------------------------- unwritable outputs
+
+
+def test_an_unwritable_step_summary_is_a_warning_and_the_exit_code_stays_the_gates_answer(
+    synthetic_prometheus: BackfilledPrometheus,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "nonexistent" / "dir" / "s.md"))
+    end = synthetic_prometheus.dataset.end
+    request = replace(
+        REQUEST,
+        prometheus_url=synthetic_prometheus.url,
+        model="gate-same",
+        baseline=BASELINE,
+        candidate=CANDIDATE,
+        window=None,
+        start=f"{end - GATE_WINDOW:.0f}",
+        end=f"{end:.0f}",
+    )
+    out = io.StringIO()
+    code = run_gate(request, Console(file=out, width=120))
+    assert code == ExitCode.PROMOTED, out.getvalue()  # a pass stays a pass
+    err = capsys.readouterr().err
+    assert "warning" in err and "GITHUB_STEP_SUMMARY" in err and "Traceback" not in err
+
+    # A usage error keeps its exit 3 when the summary cannot take its message either.
+    code, _ = run(replace(REQUEST, prometheus_url="ftp://x"))
+    assert code == ExitCode.BAD_INPUT
+    assert "could not be written" in capsys.readouterr().err
