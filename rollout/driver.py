@@ -67,6 +67,12 @@ EXIT_CODES = {
     Phase.ABORTED: ExitCode.ROLLED_BACK,
     Phase.PAUSED: ExitCode.PAUSED,
 }
+# `rollout abort`: done (0) once all traffic is confirmed on the baseline.
+ABORT_EXIT_CODES = {
+    Phase.ABORTED: ExitCode.PROMOTED,
+    Phase.ROLLED_BACK: ExitCode.PROMOTED,
+}
+INTERRUPTED_RESUMABLE = "run the same command again to resume"
 
 
 class Clock(Protocol):
@@ -130,6 +136,7 @@ class Driver:
         self._evidence_notes: tuple[str, ...] = ()
         self._shown = ""
         self._summarised = False
+        self._exit_codes: dict[Phase, ExitCode] = EXIT_CODES
 
     def run(self) -> ExitCode:
         """Start or resume the rollout; StateLockedError / StateError when it cannot."""
@@ -165,6 +172,13 @@ class Driver:
                     f"rollout {state.name!r} was already promoted: all traffic is on "
                     f"{state.target.candidate}; to go back, roll the baseline out as a candidate"
                 )
+            if state.phase in (Phase.ABORTED, Phase.ROLLED_BACK) and _settled(state):
+                decided = DECISIONS[state.phase].replace("_", " ")
+                raise StateError(
+                    f"rollout {state.name!r} was already {decided} ({state.reason}): all traffic "
+                    f"is on {state.target.baseline}, nothing to abort"
+                )
+            self._exit_codes = ABORT_EXIT_CODES
             return self._loop(state, Abort(reason))
 
     # ------------------------------------------------------------------ the loop
@@ -189,21 +203,24 @@ class Driver:
 
     def _act(self, state: RolloutState, action: Action) -> Event | None:
         if isinstance(action, SetWeights):
+            began = self.clock.now()
             try:
                 self.router.set_weights(action.weights)
             except RouterError as exc:
-                return RouterFailed(str(exc))
+                return RouterFailed(str(exc), since=began)
             return None
         if isinstance(action, ReadWeights):
+            began = self.clock.now()
             try:
                 return WeightsRead(self.router.get_weights())
             except RouterError as exc:
-                return RouterFailed(str(exc))
+                return RouterFailed(str(exc), since=began)
         if isinstance(action, Observe):
+            began = self.clock.now()  # an outage starts when its first failing attempt does
             try:
                 return Looked(self.source.observe(self.target, action.start, action.end))
             except MetricsSourceError as exc:
-                return SourceFailed(str(exc))
+                return SourceFailed(str(exc), since=began)
         if isinstance(action, Wait):
             self.clock.sleep(max(0.0, action.until - self.clock.now()))
             return Tick()
@@ -295,18 +312,35 @@ class Driver:
     def _write_report(self, state: RolloutState, action: WriteReport) -> Event:
         report = self._report(state)
         paths: dict[str, Path] = {}
+        failure = ""
         if self.evidence.report_dir is not None:
-            paths = write_reports(report, self.evidence.report_dir)
+            try:
+                paths = write_reports(report, self.evidence.report_dir)
+            except OSError as exc:  # the decision stands; only its files are missing
+                failure = exc.strerror or type(exc).__name__
         self.console.print(render_text(report), markup=False, highlight=False, end="")
         self._summarised = True
         for fmt, path in paths.items():
             self.console.print(f"report ({fmt}): {path}", markup=False, highlight=False)
+        if failure:
+            self.console.print(
+                f"warning: the report files could not be written to "
+                f"{self.evidence.report_dir} ({failure}); the summary above is all there is",
+                markup=False,
+                highlight=False,
+            )
+        elif self.evidence.report_dir is None:
+            self.console.print(
+                "no report files written: give --report-dir DIR to keep report.json and report.md",
+                markup=False,
+                highlight=False,
+            )
         return ReportWritten(tuple(str(p) for p in paths.values()))
 
     def _finish(self, state: RolloutState) -> ExitCode:
         if not self._summarised:  # decided by an earlier run: say what it decided
             self.console.print(render_text(self._report(state)), markup=False, end="")
-        code = EXIT_CODES.get(state.phase, ExitCode.INFRASTRUCTURE)
+        code = self._exit_codes.get(state.phase, ExitCode.INFRASTRUCTURE)
         self.console.print(
             f"rollout {escape(state.name)}: {state.phase.value}, weights {state.desired} "
             f"(exit {int(code)})"
@@ -318,9 +352,17 @@ class Driver:
     def _show(self, state: RolloutState, event: Event, weights: Weights) -> None:
         if isinstance(event, Looked) and state.judgement is not None:
             self.console.print(_look_line(state, weights), highlight=False)
+        if isinstance(event, ReportWritten) and not event.paths:
+            self._shown = state.message  # no file was written: the lines above say so
         if state.message and state.message != self._shown:
             self._shown = state.message
             self.console.print(f"  {escape(state.message)}", highlight=False)
+
+
+def _settled(state: RolloutState) -> bool:
+    """Decided, its final weights confirmed (if it moved traffic) and its report written."""
+    moved = state.started_at is not None
+    return state.report_written and (state.confirmed or not moved)
 
 
 def _latency(state: RolloutState) -> Comparison | None:
@@ -405,9 +447,11 @@ def run_from_spec(
     console: Console,
     clock: Clock | None = None,
     spans_lookup: Callable[[str], tuple[SpanTiming, ...]] | None = None,
+    on_interrupt: str = INTERRUPTED_RESUMABLE,
 ) -> ExitCode:
     """`rollout run`: 0 promoted, 1 rolled back, 2 paused or interrupted, 3 bad input or
-    locked by another run, 4 router or Prometheus unreachable before any traffic moved."""
+    locked by another run, 4 router or Prometheus unreachable before any traffic moved.
+    `on_interrupt` ends the message printed when it is interrupted (what to do next)."""
     return _drive(
         lambda: build_driver(
             spec,
@@ -420,6 +464,7 @@ def run_from_spec(
         ),
         Driver.run,
         console,
+        on_interrupt,
     )
 
 
@@ -433,20 +478,24 @@ def abort_from_spec(
     console: Console,
     clock: Clock | None = None,
 ) -> ExitCode:
-    """`rollout abort`: 0 once all traffic is confirmed on the baseline (aborted now, or
-    rolled back before), 3 when there is nothing to abort or a live run holds the rollout."""
-    code = _drive(
+    """`rollout abort`: 0 once all traffic is confirmed on the baseline (aborted now, or a
+    rollback or abort that had not finished is finished now), 3 when there is nothing to abort
+    (no saved rollout; already promoted, rolled back or aborted) or a live run holds it."""
+    return _drive(
         lambda: build_driver(
             spec, policy, state_dir=state_dir, report_dir=report_dir, console=console, clock=clock
         ),
         lambda driver: driver.abort(reason),
         console,
+        "run the same command again to finish the abort",
     )
-    return ExitCode.PROMOTED if code is ExitCode.ROLLED_BACK else code
 
 
 def _drive(
-    build: Callable[[], Driver], go: Callable[[Driver], ExitCode], console: Console
+    build: Callable[[], Driver],
+    go: Callable[[Driver], ExitCode],
+    console: Console,
+    on_interrupt: str,
 ) -> ExitCode:
     """Build the driver and run `go` on it, turning refusals and interrupts into exit codes."""
     try:
@@ -468,8 +517,8 @@ def _drive(
         return ExitCode.BAD_INPUT
     except (Interrupted, KeyboardInterrupt):
         console.print(
-            f"interrupted: traffic left as it is, state saved in {driver.store!r}; "
-            "run the same command again to resume"
+            f"interrupted (exit {int(ExitCode.PAUSED)}): nothing decided, traffic left as it is, "
+            f"state saved in {escape(repr(driver.store))}; {escape(on_interrupt)}"
         )
         return ExitCode.PAUSED
     finally:

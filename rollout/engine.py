@@ -57,12 +57,19 @@ class Looked:
 
 @dataclass(frozen=True)
 class SourceFailed:
+    """A look failed; `since` is when its attempt started (None: now). A hanging source
+    fails only after its timeouts and retries: the outage began when the attempt did."""
+
     reason: str
+    since: float | None = None
 
 
 @dataclass(frozen=True)
 class RouterFailed:
+    """A router call failed; `since` is when the call started (None: now)."""
+
     reason: str
+    since: float | None = None
 
 
 @dataclass(frozen=True)
@@ -181,11 +188,11 @@ def _progressing(
         if actions:
             return state, actions
     elif isinstance(event, RouterFailed):
-        state = _router_failed(state, event.reason, policy, now)
+        state = _router_failed(state, event.reason, policy, now, event.since)
         if _expired(state.router_outage, policy, now):
             return _outage_action(state, "the router", state.router_outage, policy, now)
     elif isinstance(event, SourceFailed):
-        return _source_failed(state, event.reason, policy, now)
+        return _source_failed(state, event.reason, policy, now, event.since)
     elif isinstance(event, Looked):
         return _looked(state, event.observation, policy, now)
     return _next(state, policy, now)
@@ -350,9 +357,9 @@ def _step_reason(index: int, policy: Policy) -> str:
 
 
 def _source_failed(
-    state: RolloutState, reason: str, policy: Policy, now: float
+    state: RolloutState, reason: str, policy: Policy, now: float, since: float | None = None
 ) -> tuple[RolloutState, Actions]:
-    outage = _outage(state.source_outage, reason, policy, now)
+    outage = _outage(state.source_outage, reason, policy, now, since)
     state = replace(state, source_outage=outage)
     if _expired(outage, policy, now):
         return _outage_action(state, "Prometheus", outage, policy, now)
@@ -366,8 +373,10 @@ def _source_failed(
     return _next(state, policy, now)
 
 
-def _router_failed(state: RolloutState, reason: str, policy: Policy, now: float) -> RolloutState:
-    outage = _outage(state.router_outage, reason, policy, now)
+def _router_failed(
+    state: RolloutState, reason: str, policy: Policy, now: float, since: float | None = None
+) -> RolloutState:
+    outage = _outage(state.router_outage, reason, policy, now, since)
     return replace(
         state,
         router_outage=outage,
@@ -379,8 +388,13 @@ def _router_failed(state: RolloutState, reason: str, policy: Policy, now: float)
     )
 
 
-def _outage(current: Outage | None, reason: str, policy: Policy, now: float) -> Outage:
-    since = current.since if current is not None else now
+def _outage(
+    current: Outage | None, reason: str, policy: Policy, now: float, began: float | None = None
+) -> Outage:
+    """The outage so far: it started when the first failing attempt started (`began`),
+    not when that attempt's timeouts and retries ran out."""
+    first = min(began, now) if began is not None else now
+    since = current.since if current is not None else first
     attempts = current.attempts + 1 if current is not None else 1
     backoff = min(2.0 ** min(attempts - 1, 10), policy.analysis.interval, MAX_BACKOFF)
     # The last try falls on the outage limit, so the policy's action applies on time.
@@ -478,7 +492,7 @@ def _decided(
         if actions:
             return state, actions
     elif isinstance(event, RouterFailed):
-        state = _router_failed(state, event.reason, policy, now)
+        state = _router_failed(state, event.reason, policy, now, event.since)
     elif isinstance(event, ReportWritten):
         decision = DECISIONS[state.phase].replace("_", " ")
         state = replace(state, report_written=True, message=f"{decision}, report written")

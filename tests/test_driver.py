@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,9 +26,10 @@ from rollout.driver import Driver, EvidenceSettings, abort_from_spec, run_from_s
 from rollout.exit_codes import ExitCode
 from rollout.routers.base import ALL_BASELINE, ALL_CANDIDATE, Weights
 from rollout.routers.haproxy import HAProxyRouter
-from rollout.spec import PrometheusConfig
+from rollout.spec import Policy, PrometheusConfig, RolloutSpec
 from rollout.state import LocalFileStore, Phase, RolloutState
 from tests.support.backfill import BackfilledPrometheus, backfilled_prometheus, past_end
+from tests.support.fault_proxy import Fault, FaultProxy
 from tests.support.replay import POLICY, ReplayClock, Stack, answered_by, make_spec
 from tests.support.scenarios import BASELINE, CANDIDATE
 from tests.support.synthetic import SyntheticModel, VersionProfile, synthesize
@@ -165,7 +167,11 @@ def test_haproxy_restarted_mid_rollout_has_its_weights_restored(
     stack: Stack, synthetic_prometheus: BackfilledPrometheus, tmp_path: Path
 ) -> None:
     start = synthetic_prometheus.dataset.start + 120
-    clock = ReplayClock(start, at={start + 90: stack.haproxy.restart})  # back to 100/0
+
+    def restart() -> None:
+        stack.haproxy.restart()  # back to 100/0
+
+    clock = ReplayClock(start, at={start + 90: restart})
     code, state, _ = run("gate-same", stack, synthetic_prometheus, tmp_path, clock)
     assert code is ExitCode.PROMOTED
     assert any("drift" in note for note in state.notes)
@@ -405,3 +411,105 @@ def test_kill_9_mid_step_resumes_at_the_same_step_with_the_same_weights(
     assert code is ExitCode.PROMOTED  # as the uninterrupted run on the same data
     assert [c.weights for c in state.weight_changes] == [W20, W50, ALL_CANDIDATE]
     assert state.history[: len(saved.history)] == saved.history
+
+
+# ---------------------------------------------------------------------------- a hanging Prometheus
+
+
+@dataclass
+class WallReplayClock(ReplayClock):
+    """Replay time plus the real time spent between sleeps: a query that hangs takes time."""
+
+    def __post_init__(self) -> None:
+        self._origin = time.monotonic()
+
+    def now(self) -> float:
+        return self.time + (time.monotonic() - self._origin)
+
+
+def test_an_outage_starts_when_the_first_hanging_attempt_starts(
+    stack: Stack, synthetic_prometheus: BackfilledPrometheus, tmp_path: Path
+) -> None:
+    """Prometheus hangs (a real server that holds every query): each look fails only after
+    its timeouts and retries (3 x 3 s), longer than the policy's 5 s outage limit. The first
+    failure is already past the limit: rolled back, though Prometheus answers again at once."""
+    policy = Policy.model_validate(
+        {**POLICY.model_dump(by_alias=True), "outage": {"maxDuration": "5s"}}
+    )
+    start = synthetic_prometheus.dataset.start + 120
+    with FaultProxy(synthetic_prometheus.url) as proxy:
+        document = make_spec("gate-same", stack.haproxy, proxy.url).model_dump(by_alias=True)
+        document["spec"]["prometheus"]["timeout"] = 3.0
+        spec = RolloutSpec.model_validate(document)
+
+        def hang() -> None:
+            proxy.switch(Fault.HOLD)
+
+        clock = WallReplayClock(start, at={start + 100: hang})
+        original_sleep = clock.sleep
+
+        def sleep(seconds: float) -> None:
+            if proxy.fault is Fault.HOLD and proxy.arrived.is_set():
+                proxy.switch(Fault.NONE)  # it answers again before the next try
+            original_sleep(seconds)
+
+        clock.sleep = sleep  # type: ignore[method-assign]
+        code = run_from_spec(
+            spec,
+            policy,
+            state_dir=tmp_path / "state",
+            report_dir=tmp_path / "report",
+            console=Console(file=(tmp_path / "console.txt").open("a"), width=200),
+            clock=clock,
+        )
+    state = LocalFileStore(tmp_path / "state" / "default-gate-same.json").load()
+    assert state is not None, (tmp_path / "console.txt").read_text()
+    assert code is ExitCode.ROLLED_BACK, (tmp_path / "console.txt").read_text()
+    assert "Prometheus" in state.reason and "limit" in state.reason
+    assert "failing for 0s" not in (tmp_path / "console.txt").read_text()
+    assert answered_by(stack.haproxy) == Counter({BASELINE: 40})
+
+
+# ---------------------------------------------------------------------------- messages
+
+
+def test_without_a_report_dir_no_report_is_said_to_be_written(
+    stack: Stack, synthetic_prometheus: BackfilledPrometheus, tmp_path: Path
+) -> None:
+    console = tmp_path / "console.txt"
+    code = run_from_spec(
+        make_spec("gate-errors", stack.haproxy, synthetic_prometheus.url),
+        POLICY,
+        state_dir=tmp_path / "state",
+        report_dir=None,
+        console=Console(file=console.open("a"), width=200),
+        clock=ReplayClock(synthetic_prometheus.dataset.start + 120),
+    )
+    assert code is ExitCode.ROLLED_BACK
+    output = console.read_text()
+    assert "report written" not in output and "report (json)" not in output
+    assert "no report files written" in output and "--report-dir" in output
+    assert "(exit 1)" in output
+
+
+def test_abort_says_the_exit_code_it_exits_with_and_an_aborted_rollout_cannot_be_aborted_again(
+    stack: Stack, synthetic_prometheus: BackfilledPrometheus, tmp_path: Path
+) -> None:
+    assert run("gate-nocandidate", stack, synthetic_prometheus, tmp_path)[0] is ExitCode.PAUSED
+    code, state, output = abort("gate-nocandidate", stack, synthetic_prometheus, tmp_path)
+    assert code is ExitCode.PROMOTED and state is not None and state.phase is Phase.ABORTED
+    assert "(exit 0)" in output and "(exit 1)" not in output
+
+    (tmp_path / "abort.txt").unlink()
+    code, state, output = abort("gate-nocandidate", stack, synthetic_prometheus, tmp_path)
+    assert code is ExitCode.BAD_INPUT, output
+    assert "already aborted" in output and "nothing to abort" in output
+
+
+def test_a_finished_rollback_cannot_be_aborted(
+    stack: Stack, synthetic_prometheus: BackfilledPrometheus, tmp_path: Path
+) -> None:
+    assert run("gate-errors", stack, synthetic_prometheus, tmp_path)[0] is ExitCode.ROLLED_BACK
+    code, state, output = abort("gate-errors", stack, synthetic_prometheus, tmp_path)
+    assert code is ExitCode.BAD_INPUT and "already rolled back" in output
+    assert state is not None and state.phase is Phase.ROLLED_BACK
