@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 
 import yaml
 from rich.console import Console
@@ -25,6 +27,7 @@ from rollout.demo.load import BackgroundLoad
 from rollout.demo.procs import ManagedProcess, ProcessError, free_port
 from rollout.demo.prom import RunningPrometheus, start_prometheus
 from rollout.demo.server import ServerConfig, start_server
+from rollout.evidence.render import FILE_NAMES
 from rollout.evidence.traces import find_trace
 from rollout.exit_codes import ExitCode
 from rollout.routers.base import ALL_BASELINE
@@ -180,8 +183,9 @@ def run_demo(
     workdir = reports / "stack"
     # A demo always starts afresh: an old run's state would be resumed, not re-run.
     shutil.rmtree(workdir, ignore_errors=True)
+    began = time.time()
     try:
-        with DemoStack(workdir, scenario, rps, seed).start() as stack:
+        with _sigterm_as_interrupt(), DemoStack(workdir, scenario, rps, seed).start() as stack:
             console.print(
                 f"stack up: HAProxy {stack.haproxy.url if stack.haproxy else '?'}, "
                 f"Prometheus {stack.prometheus.url if stack.prometheus else '?'}"
@@ -194,6 +198,7 @@ def run_demo(
                 report_dir=reports,
                 console=console,
                 spans_lookup=partial(find_trace, list(stack.files.spans.values())),
+                on_interrupt="the demo's processes are stopped now; `rollout demo` starts afresh",
             )
             if stack.load is not None:
                 counts = stack.load.snapshot()
@@ -202,7 +207,39 @@ def run_demo(
         console.print(f"[red]the local stack did not start:[/] {exc}")
         return ExitCode.INFRASTRUCTURE
     except KeyboardInterrupt:
-        console.print("interrupted: every process the demo started is stopped")
-        raise
-    console.print(f"reports: {reports / 'report.json'}, {reports / 'report.md'}")
+        console.print(
+            f"interrupted (exit {int(ExitCode.PAUSED)}): nothing decided, no report written; "
+            "every process the demo started is stopped"
+        )
+        return ExitCode.PAUSED
+    written = _written_since(reports, began)
+    if written:
+        console.print(f"reports: {', '.join(str(p) for p in written)}")
+    else:
+        console.print("no report was written: the rollout did not reach a decision")
     return code
+
+
+def _written_since(directory: Path, since: float) -> list[Path]:
+    """The report files in `directory` written by this run (not an earlier demo's)."""
+    found = []
+    for name in FILE_NAMES.values():
+        path = directory / name
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime >= since - 1.0:
+                found.append(path)
+    return found
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the demo as Ctrl-C does: every process it started is stopped."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
