@@ -1,23 +1,43 @@
 """Kayenta compatibility: the NetflixACAJudge's Mann-Whitney metric classifier and
 its weighted group score, for teams leaving Spinnaker.
 
-Written from the documented algorithm: the experiment is compared to the control
-with a two-sample Wilcoxon (Mann-Whitney) test; the confidence interval of the
-location shift and the Hodges-Lehmann estimate are R's `wilcox.test(conf.int=TRUE)`
-with the normal approximation, tie and continuity correction. A metric is High
-when the interval's lower end lies above `tolerance` x |estimate| and the effect
-size reaches the allowed increase; Low symmetrically. Thresholds are pairs
-(allowed decrease, allowed increase).
+Re-expressed from Kayenta's MannWhitneyClassifier, EffectSizes and IQRDetector
+(spinnaker/kayenta, kayenta-judge), and checked against the cases of its own test suite
+(tests/analysis/test_kayenta.py). The experiment is compared to the control with a
+two-sample Wilcoxon (Mann-Whitney) test; the confidence interval of the location shift
+and the Hodges-Lehmann estimate are R's `wilcox.test(conf.int=TRUE)` with the normal
+approximation, tie and continuity correction, interval ends clamped to the range of the
+pairwise differences. A metric is High when the interval's lower end lies above
+`tolerance` x |estimate| and the effect size reaches the allowed increase; Low
+symmetrically. Thresholds are pairs (allowed decrease, allowed increase); a critical
+metric is critical when it is High (Low) and its effect size also reaches the critical
+increase (decrease). The effect size is the mean ratio experiment/control, or with
+`effect_measure="cles"` P(E > C) + P(E = C) / 2. As in Kayenta, the mean ratio is NaN
+when either mean is 0 (a zero-mean control against ~55 is High), and a NaN effect size
+skips the effect-size and critical-threshold checks. Empty samples are Nodata (critical
+for a critical metric; NodataFailMetric when data is required), or Pass when NaNs are
+replaced; identical samples, or a single value in both, Pass with effect size 1.
 
-One deliberate difference: where Kayenta adds random noise to two constant
-samples, we stay deterministic and treat an all-tied comparison as a zero score.
+The shift statistic is a step function that changes only at the pairwise differences,
+so its roots are found exactly among them, not by a numerical search. Where an interval
+end sits on a jump (common with ties, e.g. mostly-zero samples whose estimate is 0), the
+shift at the jump is itself still rejected; an end equal to the allowed bound then counts
+as beyond it when the test at that shift rejects. R's and Kayenta's searches land within
+1e-4 of the jump on either side, and on Kayenta's own mostly-zero case this reads High,
+as Kayenta does. Cost: the pairwise differences are held in memory (n x m values).
+
+Deliberate differences: where Kayenta adds random noise to two constant samples, we stay
+deterministic (the samples are then completely separated, the interval is the
+difference itself). Outlier removal is Kayenta's IQR detector (factor 3, fences widened
+to the 1st/99th percentiles, so fewer than 99 values lose none) but only when asked
+(`outlier_strategy="remove"`); `judge_kayenta` keeps every value.
 This judge is not anytime-valid; it is here for compatibility, not as the default.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,7 +54,6 @@ from rollout.spec import Direction, KayentaJudge, Policy
 FloatArray = NDArray[np.float64]
 Label = Literal["Pass", "High", "Low", "Nodata", "NodataFailMetric"]
 IQR_FACTOR = 3.0  # the NetflixACAJudge's outlier fence
-_BISECTIONS = 80
 
 
 @dataclass(frozen=True)
@@ -77,27 +96,43 @@ def _ranked_shift_z(x: FloatArray, y: FloatArray, shift: float, zq: float) -> fl
     return (dz - math.copysign(0.5, dz) * (dz != 0)) / math.sqrt(sigma2) - zq
 
 
-def _root(x: FloatArray, y: FloatArray, zq: float, lo: float, hi: float) -> float:
-    """Where the non-increasing step function `wdiff` crosses 0 (R's uniroot).
+def _root(x: FloatArray, y: FloatArray, zq: float, jumps: FloatArray) -> float:
+    """Where the non-increasing step function `wdiff` crosses 0 (R's uniroot, exactly).
 
-    With the continuity correction it can be exactly 0 on a whole gap between two
-    pairwise differences; R then returns wherever its search lands, we return the
-    middle of that gap so the result does not depend on the search.
+    `wdiff` only changes at the pairwise differences x_i - y_j (`jumps`, sorted, unique), so
+    the crossing is found by bisection over them rather than over the reals: it is either
+    a difference itself (a jump across 0, the usual case with ties) or, when the continuity
+    correction makes `wdiff` exactly 0 on a stretch, the middle of that stretch (R returns
+    wherever its search lands in it). As in R, an interval end that the data cannot reach
+    is clamped to the smallest or largest difference.
     """
-    if _ranked_shift_z(x, y, lo, zq) <= 0:
+
+    def g(d: float) -> float:
+        return _ranked_shift_z(x, y, d, zq)
+
+    lo, hi = float(jumps[0]), float(jumps[-1])
+    if g(lo) <= 0:
         return lo
-    if _ranked_shift_z(x, y, hi, zq) >= 0:
+    if g(hi) >= 0:
         return hi
 
-    def edge(outside: Callable[[float], bool]) -> float:
-        a, b = lo, hi  # outside(a) holds, outside(b) does not
-        for _ in range(_BISECTIONS):
-            mid = (a + b) / 2
-            a, b = (mid, b) if outside(mid) else (a, mid)
-        return (a + b) / 2
+    def last(positive: bool) -> int:
+        """The last jump where g > 0 (positive) or g >= 0 (not positive)."""
+        i, j = 0, jumps.size - 1  # the condition holds at i, not at j
+        while j - i > 1:
+            m = (i + j) // 2
+            value = g(float(jumps[m]))
+            i, j = (m, j) if (value > 0 if positive else value >= 0) else (i, m)
+        return i
 
-    left = edge(lambda d: _ranked_shift_z(x, y, d, zq) > 0)
-    right = edge(lambda d: _ranked_shift_z(x, y, d, zq) >= 0)
+    i, k = last(True), last(False) + 1  # g > 0 up to jumps[i], g < 0 from jumps[k]
+    a, b = float(jumps[i]), float(jumps[k])
+    if k == i + 1:  # one gap between a jump above 0 and one below
+        gap = g((a + b) / 2)
+        return b if gap > 0 else a if gap < 0 else (a + b) / 2
+    # g is 0 at jumps[i + 1 .. k - 1], and perhaps on the gaps either side
+    left = a if g((a + float(jumps[i + 1])) / 2) == 0 else float(jumps[i + 1])
+    right = b if g((float(jumps[k - 1]) + b) / 2) == 0 else float(jumps[k - 1])
     return (left + right) / 2
 
 
@@ -107,31 +142,53 @@ def mann_whitney_interval(
     """Shift of experiment over control: estimate, interval, U and two-sided p."""
     y = np.asarray(control, dtype=np.float64)
     x = np.asarray(experiment, dtype=np.float64)
-    lo, hi = float(x.min() - y.max()), float(x.max() - y.min())
-    z = float(sps.norm.ppf(1 - (1 - conf_level) / 2))
-    estimate = _root(x, y, 0.0, lo, hi)
+    jumps = np.unique(np.subtract.outer(x, y))
+    z = _z_quantile(conf_level)
+    estimate = _root(x, y, 0.0, jumps)
     ranks = sps.rankdata(np.concatenate((x, y)))
     u = float(ranks[: x.size].sum()) - x.size * (x.size + 1) / 2
     stat = _ranked_shift_z(x, y, 0.0, 0.0)
     return MannWhitneyInterval(
         estimate=estimate,
-        low=_root(x, y, z, lo, hi),
-        high=_root(x, y, -z, lo, hi),
+        low=_root(x, y, z, jumps),
+        high=_root(x, y, -z, jumps),
         u=u,
         p_value=float(min(1.0, 2 * sps.norm.sf(abs(stat)))),
     )
 
 
-def remove_outliers(values: FloatArray, factor: float = IQR_FACTOR) -> FloatArray:
-    """Drop values outside [Q1 - f IQR, Q3 + f IQR] (R-7 quartiles); none when IQR = 0."""
-    if values.size < 4:
+def _z_quantile(conf_level: float) -> float:
+    return float(sps.norm.ppf(1 - (1 - conf_level) / 2))
+
+
+def _percentile(values: FloatArray, p: float) -> float:
+    """Commons Math's default (legacy) percentile, as Kayenta's detector uses: position
+    p (n + 1) / 100 in the sorted values, linear between neighbours, clamped at both ends."""
+    ordered = np.sort(values)
+    position = p * (ordered.size + 1) / 100
+    if position < 1:
+        return float(ordered[0])
+    if position >= ordered.size:
+        return float(ordered[-1])
+    below = math.floor(position)
+    low, high = float(ordered[below - 1]), float(ordered[below])
+    return low + (position - below) * (high - low)
+
+
+def remove_outliers(
+    values: FloatArray, factor: float = IQR_FACTOR, *, reduce_sensitivity: bool = True
+) -> FloatArray:
+    """Kayenta's IQRDetector: drop values outside [Q1 - f IQR, Q3 + f IQR] (Commons Math
+    quartiles); with `reduce_sensitivity` (the NetflixACAJudge's setting) the fences are
+    widened to at least the 1st and 99th percentiles, so fewer than 99 values lose none."""
+    if values.size == 0:
         return values
-    q1, q3 = np.percentile(values, [25, 75])
-    iqr = q3 - q1
-    if iqr <= 0:
-        return values
-    keep = (values >= q1 - factor * iqr) & (values <= q3 + factor * iqr)
-    kept: FloatArray = values[keep]
+    q1, q3 = _percentile(values, 25), _percentile(values, 75)
+    lower, upper = q1 - factor * (q3 - q1), q3 + factor * (q3 - q1)
+    if reduce_sensitivity:
+        lower = min(lower, _percentile(values, 1))
+        upper = max(upper, _percentile(values, 99))
+    kept: FloatArray = values[(values >= lower) & (values <= upper)]
     return kept
 
 
@@ -151,14 +208,28 @@ def _prepare(values: ArrayLike, nan_strategy: str, outlier_strategy: str) -> Flo
 
 
 def _effect_size(control: FloatArray, experiment: FloatArray, measure: str) -> float:
+    """Kayenta's EffectSizes: the mean ratio (NaN when either mean is 0, so the effect-size
+    checks are skipped) or the common-language effect size P(E > C) + P(E = C) / 2."""
     if measure == "meanRatio":
-        mean_c = float(control.mean())
-        return 1.0 if mean_c == 0 else float(experiment.mean()) / mean_c
+        mean_c, mean_e = float(control.mean()), float(experiment.mean())
+        return math.nan if mean_c == 0 or mean_e == 0 else mean_e / mean_c
     if measure == "cles":
         greater = (experiment[:, None] > control[None, :]).mean()
         ties = (experiment[:, None] == control[None, :]).mean()
         return float(greater + 0.5 * ties)
     raise ValueError(f"effect_measure must be 'meanRatio' or 'cles', not {measure!r}")
+
+
+def _beyond(x: FloatArray, y: FloatArray, end: float, bound: float, zq: float, sign: float) -> bool:
+    """Whether the interval end `end` lies beyond `bound` (above for sign +1, below for -1).
+
+    An end found at a jump of `wdiff` is the limit of an open side: the shift at the jump is
+    itself still rejected. So when the end equals the bound exactly, the bound is beyond the
+    interval when the test at that shift still rejects (its `wdiff` has the outer sign).
+    """
+    if sign * (end - bound) > 0:
+        return True
+    return end == bound and sign * _ranked_shift_z(x, y, bound, sign * zq) > 0
 
 
 def classify(
@@ -222,18 +293,31 @@ def classify(
     mw = mann_whitney_interval(y, x, conf_level)
     effect = _effect_size(y, x, effect_measure)
     allowed = tolerance * abs(mw.estimate)
+    zq = _z_quantile(conf_level)
+    # Kayenta's rule: the interval clears +/- tolerance x |estimate|, and the effect size
+    # reaches its threshold; an effect size that cannot be computed (NaN) is not checked.
+    known = not math.isnan(effect)
     label: Label = "Pass"
-    if direction in ("increase", "either") and mw.low > allowed:
-        label = "High" if effect >= effect_size_thresholds[1] else "Pass"
-    elif direction in ("decrease", "either") and mw.high < -allowed:
-        label = "Low" if effect <= effect_size_thresholds[0] else "Pass"
+    if (
+        direction in ("increase", "either")
+        and _beyond(x, y, mw.low, allowed, zq, 1.0)
+        and (not known or effect >= effect_size_thresholds[1])
+    ):
+        label = "High"
+    elif (
+        direction in ("decrease", "either")
+        and _beyond(x, y, mw.high, -allowed, zq, -1.0)
+        and (not known or effect <= effect_size_thresholds[0])
+    ):
+        label = "Low"
     critical = is_critical and (
-        (label == "High" and effect >= critical_thresholds[1])
-        or (label == "Low" and effect <= critical_thresholds[0])
+        (label == "High" and (not known or effect >= critical_thresholds[1]))
+        or (label == "Low" and (not known or effect <= critical_thresholds[0]))
     )
+    effect_text = f"{effect:.3g}" if known else "not computable (a mean is 0), not checked"
     reason = (
         f"shift {mw.estimate:.4g} ({conf_level:.0%} CI {mw.low:.4g} to {mw.high:.4g}) "
-        f"against +/-{allowed:.4g} allowed, effect size {effect:.3g}: {label}"
+        f"against +/-{allowed:.4g} allowed, effect size {effect_text}: {label}"
     )
     return KayentaClassification(
         label=label,
@@ -349,7 +433,7 @@ def _comparison(name: str, result: KayentaClassification, conf_level: float) -> 
         verdict=verdict,
         baseline=result.control_mean,
         candidate=result.experiment_mean,
-        effect=result.effect_size,
+        effect=None if math.isnan(result.effect_size) else result.effect_size,
         effect_name="mean_ratio",
         interval=(result.ci_lower, result.ci_upper) if has_ci else None,  # type: ignore[arg-type]
         confidence=conf_level if has_ci else None,
