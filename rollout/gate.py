@@ -8,15 +8,18 @@ therefore gets the answer it would have got when it happened. Exit codes:
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import httpx
 from pydantic import ValidationError
 from rich.console import Console
 
@@ -40,14 +43,23 @@ from rollout.evidence.render import (
 )
 from rollout.evidence.report import Report, TraceEvidence
 from rollout.exit_codes import ExitCode
-from rollout.spec import EvidenceConfig, Policy, PrometheusConfig, SpecError, load_policy
-from rollout.spec import parse_duration as _parse_duration
+from rollout.spec import (
+    EvidenceConfig,
+    Policy,
+    PrometheusConfig,
+    SpecError,
+    load_policy,
+)
 
 DEFAULT_WINDOW = 15 * 60.0
 MAX_LOOKS = 120  # a day-long window at a 30 s interval would be thousands of queries
 CLOCK_SKEW = 60.0
 FORMATS = ("text", "json", "junit", "markdown")
 _UNIX = re.compile(r"^\d+(\.\d+)?$")
+_WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_WINDOW_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_RETENTION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_RETENTION_UNITS = {**_WINDOW_UNITS, "y": 365 * 86400.0}
 
 
 @dataclass(frozen=True)
@@ -99,10 +111,7 @@ def resolve_window(request: GateRequest, now: float) -> tuple[float, float]:
     if request.start is not None:
         start = parse_time(request.start, "--start")
     else:
-        try:
-            length = _parse_duration(request.window) if request.window else DEFAULT_WINDOW
-        except ValueError as exc:
-            raise UsageError(f"--window: {exc}") from None
+        length = parse_window(request.window) if request.window is not None else DEFAULT_WINDOW
         if length <= 0:
             raise UsageError("--window must be longer than 0, e.g. --window 15m")
         start = end - length
@@ -116,6 +125,30 @@ def resolve_window(request: GateRequest, now: float) -> tuple[float, float]:
             f"--end is {end - now:.0f}s in the future: a window must have happened already"
         )
     return start, end
+
+
+def parse_window(text: str) -> float:
+    """`--window`: a number with a unit (ms, s, m, h, d, w) -> seconds. A bare number is
+    refused: `--window 15` could mean 15 seconds or 15 minutes."""
+    match = _WINDOW.match(text)
+    if match is None:
+        bare = _UNIX.match(text.strip()) is not None
+        why = "has no unit" if bare else "is not a duration"
+        raise UsageError(
+            f"--window {text!r} {why}: write a number with a unit, e.g. --window 15m "
+            "(ms, s, m, h, d or w)"
+        )
+    return float(match.group(1)) * _WINDOW_UNITS[match.group(2)]
+
+
+def retention_seconds(text: str) -> float | None:
+    """Prometheus' `storageRetention` ("15d", "15d or 10GiB", "1y2w") -> seconds; None when
+    no time limit can be read from it."""
+    head = text.split(" or ")[0].strip()
+    parts = _RETENTION_PART.findall(head)
+    if not parts or "".join(n + u for n, u in parts) != head:
+        return None
+    return sum(float(n) * _RETENTION_UNITS[u] for n, u in parts)
 
 
 def look_bounds(start: float, end: float, policy: Policy) -> list[tuple[float, float]]:
@@ -195,6 +228,7 @@ def run_gate(
         config = _prometheus_config(request)
         if request.report_dir is not None:
             _writable(request.report_dir)
+        _check_retention(config, start, started)
         source = PrometheusSource(config, policy.metrics, policy.custom_metrics)
     except (UsageError, SpecError) as exc:
         return _stop(diagnostics, ExitCode.BAD_INPUT, "usage or configuration error", str(exc))
@@ -278,6 +312,7 @@ def _publish(report: Report, request: GateRequest, console: Console, diagnostics
         "junit": render_junit,
         "markdown": render_markdown,
     }
+    report = _explain_missing_series(report, request)
     _write(console, renderers[request.output_format](report))
     if request.report_dir is not None:
         try:
@@ -296,6 +331,134 @@ def _publish(report: Report, request: GateRequest, console: Console, diagnostics
             _warn(
                 f"the job summary could not be written (GITHUB_STEP_SUMMARY={summary}): {_why(exc)}"
             )
+
+
+def _explain_missing_series(report: Report, request: GateRequest) -> Report:
+    """When no look found a series for either version, say so in a sentence and name the
+    models (or versions) Prometheus does have, from one label-values query."""
+    looks = report.observations
+    if report.decision != "inconclusive" or not looks:
+        return report
+    if any(v.requests is not None for o in looks for v in (o.baseline, o.candidate)):
+        return report
+    metrics = report.policy.metrics
+    model = report.target.model
+    span = f"in [{_iso(report.started_at)}, {_iso(report.finished_at)}]"
+    with _MetaClient(_prometheus_config(request)) as meta:
+        models = meta.label_values(
+            metrics.model_label, metrics.requests, report.started_at, report.finished_at
+        )
+        if models is None:
+            return report
+        if model not in models:
+            reason = (
+                f"no series for {metrics.model_label}={model} {span}; "
+                f"{_seen(metrics.model_label, model, models)}"
+            )
+        else:
+            selector = f"{metrics.requests}{{{metrics.model_label}={string_literal(model)}}}"
+            versions = meta.label_values(
+                metrics.version_label, selector, report.started_at, report.finished_at
+            )
+            if versions is None:
+                return report
+            reason = (
+                f"no series for {metrics.version_label}={report.target.baseline} or "
+                f"{report.target.candidate} of {metrics.model_label}={model} {span}; "
+                f"{_seen(metrics.version_label, report.target.candidate, versions)}"
+            )
+    judgement = report.judgement
+    if judgement is not None:
+        judgement = replace(judgement, reason=reason)
+    return replace(report, reason=reason, judgement=judgement)
+
+
+def _seen(label: str, wanted: str, values: list[str], show: int = 6) -> str:
+    """`did you mean fraud? 12 model_name value(s) seen: fraud, a, b, ...`, closest first."""
+    if not values:
+        return f"no {label} values seen at all: is the metric name right?"
+    close = difflib.get_close_matches(wanted, values, n=1, cutoff=0.6)
+    rest = [v for v in values if v not in close]
+    listed = ", ".join([*close, *rest][:show]) + (", ..." if len(values) > show else "")
+    mean = f"did you mean {close[0]}? " if close else ""
+    return f"{mean}{len(values)} {label} value(s) seen: {listed}"
+
+
+def _check_retention(config: PrometheusConfig, start: float, now: float) -> None:
+    """A window reaching past Prometheus' retention is refused, naming the limit."""
+    with _MetaClient(config) as meta:
+        retention = meta.retention()
+    if retention is None:
+        return
+    seconds, text = retention
+    if now - start > seconds + CLOCK_SKEW:
+        raise UsageError(
+            f"the window starts {(now - start) / 86400:.0f} days ago, before the oldest data "
+            f"Prometheus keeps (storage retention {text}): choose a shorter --window or a later "
+            "--start"
+        )
+
+
+class _MetaClient:
+    """Cheap metadata questions to Prometheus (label values, retention); any failure is
+    None: these only sharpen a message or a check, the judgement never depends on them."""
+
+    def __init__(self, config: PrometheusConfig) -> None:
+        headers = {k: v.get_secret_value() for k, v in config.headers.items()}
+        auth: tuple[str, str] | None = None
+        try:
+            if config.bearer_token_file is not None:
+                token = config.bearer_token_file.read_text(encoding="utf-8").strip()
+                headers["Authorization"] = f"Bearer {token}"
+            if config.basic_auth is not None:
+                password = config.basic_auth.password_file.read_text(encoding="utf-8").strip()
+                auth = (config.basic_auth.username, password)
+        except OSError:
+            pass  # the source reports an unreadable secret file itself
+        self._client = httpx.Client(
+            base_url=config.url.rstrip("/"),
+            headers=headers,
+            auth=auth,
+            verify=config.tls_verify,
+            timeout=min(config.timeout, 5.0),
+        )
+
+    def __enter__(self) -> _MetaClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._client.close()
+
+    def _data(self, path: str, params: dict[str, str]) -> Any:
+        try:
+            response = self._client.get(path, params=params)
+            body = response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
+        if not isinstance(body, dict) or body.get("status") != "success":
+            return None
+        return body.get("data")
+
+    def label_values(self, label: str, match: str, start: float, end: float) -> list[str] | None:
+        data = self._data(
+            f"/api/v1/label/{label}/values",
+            {"match[]": match, "start": f"{start:.3f}", "end": f"{end:.3f}"},
+        )
+        if not isinstance(data, list):
+            return None
+        return sorted(str(v) for v in data)
+
+    def retention(self) -> tuple[float, str] | None:
+        data = self._data("/api/v1/status/runtimeinfo", {})
+        text = data.get("storageRetention") if isinstance(data, dict) else None
+        if not isinstance(text, str):
+            return None
+        seconds = retention_seconds(text)
+        return None if seconds is None else (seconds, text)
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _stop(diagnostics: Console, code: ExitCode, title: str, message: str) -> ExitCode:

@@ -10,7 +10,16 @@ import pytest
 from rich.console import Console
 
 from rollout.exit_codes import ExitCode
-from rollout.gate import GateRequest, UsageError, look_bounds, parse_time, resolve_window, run_gate
+from rollout.gate import (
+    GateRequest,
+    UsageError,
+    look_bounds,
+    parse_time,
+    parse_window,
+    resolve_window,
+    retention_seconds,
+    run_gate,
+)
 from rollout.spec import load_policy
 from tests.support.backfill import BackfilledPrometheus
 from tests.support.scenarios import BASELINE, CANDIDATE, GATE_WINDOW
@@ -156,3 +165,73 @@ def test_an_unwritable_step_summary_is_a_warning_and_the_exit_code_stays_the_gat
     code, _ = run(replace(REQUEST, prometheus_url="ftp://x"))
     assert code == ExitCode.BAD_INPUT
     assert "could not be written" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- windows and names
+
+
+def test_a_window_needs_a_unit_and_may_be_days_or_weeks() -> None:
+    for bare in ("15", "900", "1.5"):
+        with pytest.raises(UsageError, match="has no unit"):
+            parse_window(bare)
+    assert parse_window("15m") == 900
+    assert parse_window("90d") == 90 * 86_400
+    assert parse_window("2w") == 14 * 86_400
+    with pytest.raises(UsageError, match="is not a duration"):
+        parse_window("fifteen")
+    code, output = run(replace(REQUEST, window="15"))
+    assert code == ExitCode.BAD_INPUT and "--window '15' has no unit" in output
+
+
+def test_retention_is_read_as_prometheus_writes_it() -> None:
+    assert retention_seconds("15d") == 15 * 86_400
+    assert retention_seconds("15d or 10GiB") == 15 * 86_400
+    assert retention_seconds("1y2w") == 365 * 86_400 + 14 * 86_400
+    assert retention_seconds("10GiB") is None
+
+
+def gate_on(prometheus: BackfilledPrometheus, **changes: object) -> GateRequest:
+    end = prometheus.dataset.end
+    fields: dict[str, object] = {
+        "prometheus_url": prometheus.url,
+        "model": "gate-same",
+        "baseline": BASELINE,
+        "candidate": CANDIDATE,
+        "window": None,
+        "start": f"{end - GATE_WINDOW:.0f}",
+        "end": f"{end:.0f}",
+        **changes,
+    }
+    return replace(REQUEST, **fields)  # type: ignore[arg-type]
+
+
+def run_now(request: GateRequest) -> tuple[ExitCode, str]:
+    """The gate at the real time (the backfill lies hours before it)."""
+    out = io.StringIO()
+    code = run_gate(request, Console(file=out, width=120))
+    return code, out.getvalue()
+
+
+def test_a_window_within_retention_is_judged_and_one_beyond_it_names_the_limit(
+    synthetic_prometheus: BackfilledPrometheus,
+) -> None:
+    end = f"{synthetic_prometheus.dataset.end:.0f}"
+    code, output = run_now(gate_on(synthetic_prometheus, start=None, end=end, window="90d"))
+    assert code != ExitCode.BAD_INPUT, output  # 90 days: Prometheus keeps them (3650d here)
+    code, output = run_now(gate_on(synthetic_prometheus, start=None, end=end, window="20000d"))
+    assert code == ExitCode.BAD_INPUT
+    assert "retention" in output and "--window" in output
+
+
+def test_an_unknown_model_is_named_in_one_sentence_with_the_models_seen(
+    synthetic_prometheus: BackfilledPrometheus,
+) -> None:
+    code, output = run_now(gate_on(synthetic_prometheus, model="gate-sme"))
+    assert code == ExitCode.PAUSED, output
+    line = next(x for x in output.splitlines() if "no series for model_name=gate-sme" in x)
+    assert "did you mean gate-same?" in line and "value(s) seen:" in line
+    assert "sum by" not in output and "{" not in output  # no query repeated
+
+    code, output = run_now(gate_on(synthetic_prometheus, candidate="9.9.9"))
+    assert code == ExitCode.PAUSED  # the model is there, this version is not: not rewritten
+    assert "no series for model_name" not in output
