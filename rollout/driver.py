@@ -22,7 +22,13 @@ from typing import Protocol
 from rich.console import Console
 from rich.markup import escape
 
-from rollout.analysis.observation import MetricsSource, MetricsSourceError, Target
+from rollout.analysis.observation import (
+    MetricsSource,
+    MetricsSourceError,
+    Target,
+    VersionCounts,
+)
+from rollout.analysis.stats import bucket_arrays, histogram_quantile
 from rollout.analysis.verdict import Comparison
 from rollout.engine import (
     DECISIONS,
@@ -122,8 +128,10 @@ class Driver:
         evidence: EvidenceSettings,
         clock: Clock | None = None,
         console: Console | None = None,
+        policy_source: str = "",
     ) -> None:
         self.name = name
+        self.policy_source = policy_source
         self.router = router
         self.source = source
         self.store = store
@@ -307,6 +315,7 @@ class Driver:
             started_at=state.started_at or state.updated_at,
             finished_at=state.decided_at or state.updated_at,
             notes=(*state.notes, *self._evidence_notes),
+            policy_source=self.policy_source,
         )
 
     def _write_report(self, state: RolloutState, action: WriteReport) -> Event:
@@ -371,22 +380,50 @@ def _latency(state: RolloutState) -> Comparison | None:
 
 
 def _look_line(state: RolloutState, weights: Weights) -> str:
+    """One look: this look's own P95 and error rate, and the judge's figures over every look
+    so far (what it decides on), each labelled."""
     judgement = state.judgement
     assert judgement is not None
     comparisons = {c.metric: c for c in judgement.comparisons}
+    look = state.history[-1]
 
-    def pair(metric: str, scale: float, unit: str) -> str:
-        c = comparisons.get(metric)
-        if c is None or c.baseline is None or c.candidate is None:
+    def pair(values: tuple[float | None, float | None], scale: float, unit: str) -> str:
+        if any(v is None or not math.isfinite(v) for v in values):
             return "n/a"
-        return f"{c.baseline * scale:.1f}{unit} -> {c.candidate * scale:.1f}{unit}"
+        baseline, candidate = (float(v) * scale for v in values if v is not None)
+        return f"{baseline:.1f}{unit} -> {candidate:.1f}{unit}"
 
-    colour = {"PASS": "green", "FAIL": "red"}.get(judgement.verdict.value, "yellow")
+    def so_far(metric: str) -> tuple[float | None, float | None]:
+        c = comparisons.get(metric)
+        return (None, None) if c is None else (c.baseline, c.candidate)
+
+    p95 = (_look_p95(look.baseline), _look_p95(look.candidate))
+    errors = (_look_error_rate(look.baseline), _look_error_rate(look.candidate))
+    colour = {"FAIL": "red"}.get(judgement.verdict.value, "yellow")
     return (
         f"look {len(state.history)} at weights {weights}: "
-        f"P95 {pair('latency_p95', 1000.0, ' ms')}, errors {pair('error_rate', 100.0, '%')} "
-        f"[{colour}]{judgement.verdict.value}[/]"
+        f"P95 this look {pair(p95, 1000.0, ' ms')} "
+        f"(all looks {pair(so_far('latency_p95'), 1000.0, ' ms')}), "
+        f"errors this look {pair(errors, 100.0, '%')} "
+        f"(all looks {pair(so_far('error_rate'), 100.0, '%')}) "
+        f"[{colour}]{escape(judgement.verdict.value)}[/]"
     )
+
+
+def _look_p95(counts: VersionCounts) -> float | None:
+    if not counts.buckets:
+        return None
+    les, cumulative = bucket_arrays(counts.buckets)
+    if not cumulative.size or cumulative[-1] <= 0:
+        return None
+    value = histogram_quantile(0.95, les, cumulative)
+    return value if math.isfinite(value) else None
+
+
+def _look_error_rate(counts: VersionCounts) -> float | None:
+    if not counts.requests or counts.errors is None:
+        return None
+    return counts.errors / counts.requests
 
 
 # ---------------------------------------------------------------------------- the CLI's entry
@@ -435,6 +472,7 @@ def build_driver(
         ),
         clock=clock,
         console=console,
+        policy_source=body.policy if isinstance(body.policy, str) else "",
     )
 
 

@@ -167,15 +167,17 @@ def look_bounds(start: float, end: float, policy: Policy) -> list[tuple[float, f
     return bounds
 
 
-def gate_exit_code(verdict: Verdict) -> ExitCode:
-    return {
-        Verdict.PASS: ExitCode.PROMOTED,
-        Verdict.FAIL: ExitCode.ROLLED_BACK,
-    }.get(verdict, ExitCode.PAUSED)
+def gate_exit_code(judgement: Judgement) -> ExitCode:
+    """Pass only as a step would advance: no regression shown, enough data, nothing leaning."""
+    if judgement.verdict is Verdict.FAIL:
+        return ExitCode.ROLLED_BACK
+    return ExitCode.PROMOTED if judgement.ready else ExitCode.PAUSED
 
 
-def _decision(verdict: Verdict) -> str:
-    return {Verdict.PASS: "pass", Verdict.FAIL: "fail"}.get(verdict, "inconclusive")
+def _decision(judgement: Judgement) -> str:
+    if judgement.verdict is Verdict.FAIL:
+        return "fail"
+    return "pass" if judgement.ready else "inconclusive"
 
 
 def _check_request(request: GateRequest) -> Target:
@@ -260,7 +262,7 @@ def _judge_window(
         kind="gate",
         name="gate",
         target=target,
-        decision=_decision(judgement.verdict),
+        decision=_decision(judgement),
         reason=judgement.reason,
         policy=policy,
         judgement=judgement,
@@ -274,7 +276,7 @@ def _judge_window(
         ),
     )
     _publish(report, request, console, diagnostics)
-    return gate_exit_code(judgement.verdict)
+    return gate_exit_code(judgement)
 
 
 def _evidence(
@@ -312,7 +314,7 @@ def _publish(report: Report, request: GateRequest, console: Console, diagnostics
         "junit": render_junit,
         "markdown": render_markdown,
     }
-    report = _explain_missing_series(report, request)
+    report = replace(_explain_missing_series(report, request), policy_source=request.policy)
     _write(console, renderers[request.output_format](report))
     if request.report_dir is not None:
         try:

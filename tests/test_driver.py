@@ -490,6 +490,9 @@ def test_without_a_report_dir_no_report_is_said_to_be_written(
     assert "report written" not in output and "report (json)" not in output
     assert "no report files written" in output and "--report-dir" in output
     assert "(exit 1)" in output
+    # A look's line says which numbers are that look's and which are over all looks so far.
+    look = next(line for line in output.splitlines() if line.startswith("look 1 "))
+    assert "P95 this look" in look and "(all looks" in look and "errors this look" in look
 
 
 def test_abort_says_the_exit_code_it_exits_with_and_an_aborted_rollout_cannot_be_aborted_again(

@@ -146,7 +146,10 @@ def interval_text(comparison: Comparison) -> str | None:
 
 
 def change_text(comparison: Comparison) -> str:
-    """'+42% (99% CI +31% .. +55%)'. Without an effect, the relative change of the estimates."""
+    """'+42% (99% CI +31% .. +55%)'. Without an effect, the relative change of the estimates.
+    A rate whose baseline is (near) zero changes by percentage points: '+6.67 pp'."""
+    if (points := _points_text(comparison)) is not None:
+        return points
     if comparison.effect is not None:
         text = _effect_text(comparison.effect, comparison)
     elif _both_finite(comparison) and comparison.baseline:
@@ -156,6 +159,34 @@ def change_text(comparison: Comparison) -> str:
         return MISSING
     interval = interval_text(comparison)
     return f"{text} ({interval})" if interval else text
+
+
+NEAR_ZERO_RATE: Final = 0.001  # below 0.1%, a relative change says little: use points
+WIDE_RATIO: Final = 10.0  # a ratio interval reaching x10 is said as a ratio, not in percent
+
+
+def _points_text(comparison: Comparison) -> str | None:
+    """A rate metric against a (near) zero baseline: the absolute difference in percentage
+    points, and the ratio's interval as multipliers ('x0 .. x796'), not '-100% .. +79500%'."""
+    if metric_unit(comparison.metric) is not Unit.RATE or not _both_finite(comparison):
+        return None
+    assert comparison.baseline is not None and comparison.candidate is not None
+    interval = comparison.interval
+    wide = interval is not None and is_ratio(comparison) and interval[1] >= WIDE_RATIO
+    if comparison.baseline >= NEAR_ZERO_RATE and not wide:
+        return None
+    points = _signed(comparison.candidate - comparison.baseline, Unit.RATE)
+    if interval is None or not is_ratio(comparison):
+        return points
+    level = f"{comparison.confidence * 100:g}% " if comparison.confidence is not None else ""
+    low, high = (_multiplier(v) for v in interval)
+    return f"{points} (ratio {level}CI {low} .. {high})"
+
+
+def _multiplier(ratio: float) -> str:
+    if (special := _non_finite(ratio)) is not None:
+        return special
+    return f"x{ratio:.2g}" if ratio < 10 else f"x{ratio:.0f}"
 
 
 def _both_finite(comparison: Comparison) -> bool:

@@ -81,7 +81,7 @@ def _properties(report: Report) -> list[tuple[str, str]]:
         ("candidate", target.candidate),
         ("decision", report.decision),
         ("decided_by", (judgement.decided_by or "") if judgement else ""),
-        ("policy", report.policy.name),
+        ("policy", report.policy_name),
         ("alpha", f"{report.policy.alpha:g}"),
     ]
 
@@ -117,7 +117,7 @@ def failure_message(comparison: Comparison) -> str:
         f"vs baseline {baseline}" + (f", {change}" if change != MISSING else "")
     ]
     if (statistic := statistic_text(comparison)) != MISSING:
-        parts.append(f"{statistic}, threshold {threshold_text(comparison)}")
+        parts.append(f"{statistic}, e-value needed {threshold_text(comparison)}")
     parts.append(f"n = {comparison.baseline_n:,} / {comparison.candidate_n:,}")
     if comparison.reason:
         parts.append(comparison.reason)

@@ -58,8 +58,9 @@ def render_markdown(report: Report) -> str:
 
 
 def text(value: str) -> str:
-    """Plain text: one line, Markdown and HTML specials escaped."""
-    escaped = one_line(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Plain text: one line, Markdown and HTML specials escaped. `<` and `&` are enough to
+    keep HTML out; `>` stays as it is, so "100/0 -> 80/20" reads as written."""
+    escaped = one_line(value).replace("&", "&amp;").replace("<", "&lt;")
     return _SPECIAL.sub(r"\\\1", escaped)
 
 
@@ -100,7 +101,7 @@ def _headline(report: Report) -> str:
         "",
         f"**{text(report.kind)}** {code(report.name)} · model {code(target.model)} · "
         f"baseline {code(target.baseline)} · candidate {code(target.candidate)} · "
-        f"policy {code(policy.name)} (P{policy.latency.quantile * 100:g} regression allowed "
+        f"policy {code(report.policy_name)} (P{policy.latency.quantile * 100:g} regression allowed "
         f"{policy.latency.max_regression * 100:g}%, alpha {policy.alpha:g})",
     ]
     if report.reason:
@@ -121,7 +122,7 @@ def _metrics(judgement: Judgement | None) -> str:
         return "### Metrics\n\nNo metric was compared."
     rows = [_metric_row(c) for c in judgement.comparisons]
     header = ["Metric", "Baseline", "Candidate", "Change", "n (baseline / candidate)"]
-    header += ["Test", "e-value / p", "Threshold", "Verdict"]
+    header += ["Test", "e-value / p", "e-value needed", "Verdict"]
     reasons = [f"- {code(c.metric)}: {text(c.reason)}" for c in judgement.comparisons if c.reason]
     lines = ["### Metrics", "", _table(header, rows)]
     return "\n".join([*lines, "", *reasons] if reasons else lines)

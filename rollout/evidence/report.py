@@ -55,3 +55,12 @@ class Report:
     started_at: float = 0.0
     finished_at: float = 0.0
     notes: tuple[str, ...] = field(default=())  # e.g. outages, drift repaired, evidence missing
+    policy_source: str = ""  # how the policy was named: "default", "policies/mine.yaml", ...
+
+    @property
+    def policy_name(self) -> str:
+        """The policy's own `name`, else what it was loaded as (a file without `name:` is not
+        "custom" to the person who wrote it)."""
+        if self.policy.name == "custom" and self.policy_source:
+            return self.policy_source
+        return self.policy.name

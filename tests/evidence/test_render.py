@@ -30,6 +30,7 @@ from rollout.evidence.render import (
     render_text,
     write_reports,
 )
+from rollout.evidence.render_common import change_text
 from rollout.evidence.report import Report, SpanTiming, TraceEvidence, WeightChange
 from rollout.routers.base import Weights
 from rollout.spec import Policy
@@ -419,7 +420,7 @@ def test_markdown_escapes_text_that_would_break_tables_or_inject_html() -> None:
     )
     md = render_markdown(built)
     assert "<script>" not in md
-    assert "&lt;script&gt;" in md
+    assert "&lt;script>" in md
     weight_rows = [line for line in md.splitlines() if "step" in line or "a \\| b" in line]
     assert weight_rows and all(re.sub(r"\\\|", "", row).count("|") == 5 for row in weight_rows)
     assert "](javascript:" not in md
@@ -442,7 +443,7 @@ def test_junit_has_one_testcase_per_metric_and_failure_names_the_numbers() -> No
     message = failure.get("message", "")
     assert "145 ms" in message and "102 ms" in message
     assert "+42% (99% CI +31% .. +55%)" in message
-    assert "e = 310" in message and "threshold 100" in message
+    assert "e = 310" in message and "e-value needed 100" in message
     assert found[1].find("failure") is None and found[1].find("error") is None
     suite = ET.fromstring(xml).find("testsuite")
     assert suite is not None
@@ -603,3 +604,45 @@ def test_reports_with_unencodable_text_are_still_written(tmp_path: Path) -> None
     assert "from a broken exporter" in strict_json(paths["json"].read_text())["notes"][0]
     append_step_summary(built, tmp_path / "summary.md")
     assert "from a broken exporter" in (tmp_path / "summary.md").read_text()
+
+
+# ---------------------------------------------------------------------------- numbers people read
+
+
+def test_an_error_rate_from_zero_changes_by_percentage_points_not_n_a() -> None:
+    from_zero = replace(
+        errors(Verdict.FAIL, 0.001, 0.0667, 1.0, 1.0),
+        baseline=0.0,
+        effect=None,
+        interval=None,
+        confidence=None,
+    )
+    assert change_text(from_zero) == "+6.67 pp"
+    # A near-zero baseline with a huge ratio interval: points, and the ratio as multipliers.
+    near_zero = errors(Verdict.FAIL, 0.0001, 0.0667, 0.0, 796.0)
+    text = change_text(near_zero)
+    assert text.startswith("+6.66 pp") and "x0 .. x796" in text
+    assert "79500%" not in text and "-100%" not in text
+    # An ordinary rate keeps the relative change.
+    assert change_text(errors(Verdict.FAIL, 0.005, 0.02, 2.6, 6.1)).startswith("+300%")
+
+
+def test_markdown_keeps_arrows_and_names_the_threshold_and_the_policy_file() -> None:
+    built = replace(
+        latency_rollback(),
+        notes=("weights 100/0 -> 80/20",),
+        policy=replace_policy_name(latency_rollback().policy, "custom"),  # a file without `name:`
+        policy_source="policies/mine.yaml",
+    )
+    md = render_markdown(built)
+    assert "100/0 -> 80/20" in md and "-&gt;" not in md
+    assert "e-value needed" in md and "Threshold" not in md
+    assert "policies/mine.yaml" in md and "`custom`" not in md
+    junit = render_junit(built)
+    assert 'value="policies/mine.yaml"' in junit and "e-value needed" in junit
+    named = replace(built, policy=replace_policy_name(built.policy, "strict"))
+    assert "`strict`" in render_markdown(named)  # a policy's own name wins
+
+
+def replace_policy_name(policy: Policy, name: str) -> Policy:
+    return policy.model_copy(update={"name": name})
