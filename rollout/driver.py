@@ -556,7 +556,8 @@ def _drive(
     except (Interrupted, KeyboardInterrupt):
         console.print(
             f"interrupted (exit {int(ExitCode.PAUSED)}): nothing decided, traffic left as it is, "
-            f"state saved in {escape(repr(driver.store))}; {escape(on_interrupt)}"
+            f"state saved in {escape(repr(driver.store))}; {escape(on_interrupt)}",
+            soft_wrap=True,
         )
         return ExitCode.PAUSED
     finally:
