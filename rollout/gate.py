@@ -152,19 +152,25 @@ def retention_seconds(text: str) -> float | None:
 
 
 def look_bounds(start: float, end: float, policy: Policy) -> list[tuple[float, float]]:
-    """The looks of [start, end]: one per analysis interval, the last ending at `end`.
+    """The looks of (start, end]: one per analysis interval, the last ending at `end`.
 
-    A remainder shorter than an interval joins the first look; each look spans the
-    policy's look window (clipped to `start`). At most MAX_LOOKS looks: a longer
-    window gets proportionally longer intervals.
+    Contiguous and disjoint: each look is (previous look's end, its end], so every
+    request enters the sequential tests once. A remainder shorter than an interval
+    joins the first look. At most MAX_LOOKS looks: a longer window gets
+    proportionally longer intervals. `analysis.window` never widens a look's counts
+    (see `custom_window`).
     """
     interval = max(policy.analysis.interval, (end - start) / MAX_LOOKS)
-    span = max(policy.analysis.look_window, interval)
     count = max(1, math.floor((end - start) / interval + 1e-9))
     ends = [end - interval * k for k in range(count - 1, -1, -1)]
-    bounds = [(max(start, e - span), e) for e in ends]
-    bounds[0] = (start, bounds[0][1])
-    return bounds
+    return list(zip([start, *ends[:-1]], ends, strict=True))
+
+
+def custom_window(look: tuple[float, float], start: float, policy: Policy) -> float:
+    """The range a look's custom-metric queries see: `analysis.window` when it is wider
+    than the look, clipped to the gate window's start; the look itself otherwise."""
+    look_start, look_end = look
+    return max(look_end - look_start, min(policy.analysis.look_window, look_end - start))
 
 
 def gate_exit_code(judgement: Judgement) -> ExitCode:
@@ -252,7 +258,10 @@ def _judge_window(
     start: float,
     end: float,
 ) -> ExitCode:
-    looks = [source.observe(target, s, e) for s, e in look_bounds(start, end, policy)]
+    looks = [
+        source.observe(target, s, e, custom_window=custom_window((s, e), start, policy))
+        for s, e in look_bounds(start, end, policy)
+    ]
     judgement = judge(looks, policy)
     evidence: tuple[TraceEvidence, ...] = ()
     notes: tuple[str, ...] = ()

@@ -1,8 +1,10 @@
 """What one look at the metrics returns: plain values, shared by source, judge and report.
 
-Counts come from `increase()` over a window, which extrapolates and returns
-non-integer values; the source rounds each to the nearest integer (see
-`prometheus.py` for why that keeps the tests' error rate).
+Counts are exact integers over a look's (start, end]: per counter series, its last
+sample at or before `end` minus its last at or before `start` (a reset adds the new
+value, a series appearing inside the look counts from 0), summed over series; see
+`counters.py` and `prometheus.py`. No `increase()`, no extrapolation, no rounding:
+consecutive looks partition the requests, each counted once.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ class Bucket:
 
 @dataclass(frozen=True)
 class VersionCounts:
-    """One version's counts over one window. None: the query returned no series for it."""
+    """One version's exact counts over one look. None: the query returned no series for it."""
 
     requests: int | None
     errors: int | None
@@ -84,8 +86,13 @@ class MetricsSourceError(Exception):
 
 
 class MetricsSource(Protocol):
-    def observe(self, target: Target, start: float, end: float) -> Observation:
-        """Counts per version over [start, end], every query evaluated at `end`."""
+    def observe(
+        self, target: Target, start: float, end: float, *, custom_window: float | None = None
+    ) -> Observation:
+        """Exact counts per version over (start, end], every query evaluated at `end`.
+
+        `custom_window` (seconds, default `end - start`) is the range custom-metric
+        queries see; it may be wider than the look and never changes the counts."""
         ...
 
     def exemplars(

@@ -1,20 +1,32 @@
 """`MetricsSource` on a real Prometheus: prometheus-api-client for queries, httpx for exemplars.
 
-Every query of a look over [start, end] is evaluated at `time=end` with a range of
-`end - start`, so analysing a past window gives the answer it gave at the time.
-Failures (unreachable, timeout, HTTP 4xx/5xx, invalid JSON, status != success) raise
-`MetricsSourceError` after a few retries of the transient ones; "no data" is not a
-failure: the field is None and `Observation.problems` says which query came back
-empty, NaN or +Inf for which version. No message, log line or repr carries a secret.
+Every query of a look over (start, end] is evaluated at `time=end`, so analysing a
+past window gives the answer it gave at the time (later samples are not read).
+Failures (unreachable, timeout, HTTP 4xx/5xx, invalid JSON, status != success, a
+result that is not a matrix) raise `MetricsSourceError` after a few retries of the
+transient ones; "no data" is not a failure: the field is None and
+`Observation.problems` says which query came back empty, NaN or +Inf for which
+version. No message, log line or repr carries a secret.
 
-Rounding. `increase()` extrapolates to the window's edges, so counts arrive as
-non-integers. Each is rounded to the nearest integer, and cumulative bucket counts
-are then made monotone in `le`. The tests keep their error rate because (1) the
-rounding error is below 0.5 per count, which is negligible at the counts where any
-test can reject (hundreds of requests per version, `minRequests`), and cannot turn
-no-regression into a confirmed one; and (2) the extrapolation factor is the same for
-both versions' series over the same window, so it scales their counts alike and
-leaves the proportions the tests compare (error share, tail share) unbiased.
+Exact counts. The requests counter (every status) and the histogram's `_bucket`
+series are fetched raw, as range vectors reaching back `end - start` plus
+`LOOKBACK_SECONDS` (Prometheus' 5-minute staleness period) from `end`, so every
+series that was being scraped holds its last sample at or before `start`. Each
+series' rise over the look is `counters.exact_increase`: the difference between its
+last sample at or before `end` and its last at or before `start`, a counter reset
+adding the new value, a series that appears inside the look counting from 0 (a new
+pod's counters start at 0; a process that had served requests before Prometheus
+first scraped it would have that history counted once, in that look). The
+rises are summed per version (and per `le`); errors are the series whose status
+label is the policy's error status, and a version with request series but no
+error-status series had 0 errors. No `increase()`: it extrapolates the rise to the
+window's edges (x4/3 at a 15 s scrape and 60 s looks, x2 at 30 s), which inflates
+counts and their variance and breaks the tests' error rate, and with one sample in
+the window it has no answer. The counts are integers, the samples' own values; two
+consecutive looks share their boundary sample, so they partition the requests: each
+is counted once, in the look whose window holds the scrape that first saw it. A look
+that holds no scrape counts 0 (not "no data": the version's series are there); a
+version with no series in the whole range is "no series".
 """
 
 from __future__ import annotations
@@ -34,6 +46,7 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 from urllib3.util.retry import Retry
 
+from rollout.analysis.counters import exact_increase
 from rollout.analysis.observation import (
     Bucket,
     CustomValue,
@@ -48,6 +61,7 @@ from rollout.analysis.queries import custom_query, exemplar_selector, signal_que
 from rollout.spec import CustomMetric, MetricNames, PrometheusConfig, file_problem
 
 T = TypeVar("T")
+_Series = tuple[dict[str, str], list[tuple[float, float]]]  # labels, (time, value) samples
 _HTTP_STATUS = re.compile(r"HTTP Status Code (\d+)")
 _PROM_ERROR = re.compile(r'"error"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
@@ -149,37 +163,44 @@ class PrometheusSource:
 
     # ------------------------------------------------------------------ observe
 
-    def observe(self, target: Target, start: float, end: float) -> Observation:
-        """Counts per version over [start, end], every query evaluated at `end`."""
+    def observe(
+        self, target: Target, start: float, end: float, *, custom_window: float | None = None
+    ) -> Observation:
+        """Exact counts per version over (start, end], every query evaluated at `end`.
+
+        `custom_window` is the `{window}` of the custom metrics' queries (default
+        `end - start`); it never changes the counts.
+        """
         if not end > start:
             raise ValueError(f"the window must end after it starts (start={start}, end={end})")
-        window = end - start
-        queries = signal_queries(self._metrics, target, window)
+        queries = signal_queries(self._metrics, target, end - start)
         records: list[QueryRecord] = []
         problems: list[str] = []
         versions = {"baseline": target.baseline, "candidate": target.candidate}
 
-        def counts(signal: str, promql: str) -> dict[str, int | None]:
-            rows = self._vector(signal, promql, end)
-            by_version = {row[0].get(self._metrics.version_label): row[1] for row in rows}
-            result = {}
-            for role, version in versions.items():
-                result[role] = self._count(signal, role, version, by_version.get(version), problems)
-            records.append(QueryRecord(signal, promql, end, len(rows), _note(signal, problems)))
-            return result
-
-        requests_by_role = counts("requests", queries.requests)
-        errors_by_role = counts("errors", queries.errors)
-        latency_rows = self._vector("latency", queries.latency, end)
+        request_series = self._matrix("requests", queries.requests, end)
+        requests_by_role: dict[str, int | None] = {}
+        errors_by_role: dict[str, int | None] = {}
+        for role, version in versions.items():
+            requests_by_role[role], errors_by_role[role] = self._requests(
+                role, version, request_series, start, end, problems
+            )
+        records.append(
+            QueryRecord(
+                "requests", queries.requests, end, len(request_series), _note("requests", problems)
+            )
+        )
+        bucket_series = self._matrix("latency", queries.latency, end)
         buckets = {
-            role: self._buckets(role, version, latency_rows, problems)
+            role: self._buckets(role, version, bucket_series, start, end, problems)
             for role, version in versions.items()
         }
         records.append(
             QueryRecord(
-                "latency", queries.latency, end, len(latency_rows), _note("latency", problems)
+                "latency", queries.latency, end, len(bucket_series), _note("latency", problems)
             )
         )
+        window = custom_window if custom_window is not None else end - start
         custom = tuple(
             self._custom_value(m, target, window, end, records, problems) for m in self._custom
         )
@@ -197,50 +218,77 @@ class PrometheusSource:
             problems=tuple(problems),
         )
 
-    def _count(
-        self, signal: str, role: str, version: str, raw: float | None, problems: list[str]
-    ) -> int | None:
-        if raw is None:
-            problems.append(f"{signal}: no series for the {role} (version {version!r})")
-            return None
-        if not math.isfinite(raw) or raw < 0:
-            problems.append(f"{signal}: {raw} for the {role} (version {version!r})")
-            return None
-        return math.floor(raw + 0.5)
+    def _requests(
+        self,
+        role: str,
+        version: str,
+        series: list[_Series],
+        start: float,
+        end: float,
+        problems: list[str],
+    ) -> tuple[int | None, int | None]:
+        """(requests, errors) of one version: every status, and the error status alone.
+
+        A version with request series but none of the error status had 0 errors: that
+        series often appears only with the first error."""
+        mine = [s for s in series if s[0].get(self._metrics.version_label) == version]
+        where = f"the {role} (version {version!r})"
+        if not mine:
+            problems.append(f"requests: no series for {where}")
+            return None, None
+        if not all(_valid(samples) for _, samples in mine):
+            problems.append(f"requests: NaN, infinite or negative counter values for {where}")
+            return None, None
+        requests = errors = 0
+        for labels, samples in mine:
+            rise = exact_increase(samples, start, end)
+            requests += rise
+            if labels.get(self._metrics.status_label) == self._metrics.error_status:
+                errors += rise
+        return requests, errors
 
     def _buckets(
         self,
         role: str,
         version: str,
-        rows: list[tuple[dict[str, str], float]],
+        series: list[_Series],
+        start: float,
+        end: float,
         problems: list[str],
     ) -> tuple[Bucket, ...] | None:
-        raw: list[tuple[float, float]] = []
-        for labels, value in rows:
+        """Cumulative bucket counts of one version: each `_bucket` series' exact rise,
+        summed per `le` over pods, instances and any other label."""
+        per_le: dict[float, int] = {}
+        valid = True
+        for labels, samples in series:
             if labels.get(self._metrics.version_label) != version:
                 continue
             try:
-                raw.append((float(labels["le"]), value))
+                le = float(labels["le"])
             except (KeyError, ValueError):
                 raise MetricsSourceError(
                     f"Prometheus at {self.url}: latency series without a numeric 'le' label"
                 ) from None
+            if not _valid(samples):
+                valid = False
+                continue
+            per_le[le] = per_le.get(le, 0) + exact_increase(samples, start, end)
         where = f"the {role} (version {version!r})"
-        if not raw:
+        if not per_le and valid:
             problems.append(f"latency: no histogram series for {where}")
             return None
-        raw.sort()
-        if raw[-1][0] != math.inf:
-            problems.append(f'latency: no le="+Inf" bucket for {where}')
+        if not valid:
+            problems.append(f"latency: NaN, infinite or negative bucket counts for {where}")
             return None
-        if not all(math.isfinite(v) and v >= 0 for _, v in raw):
-            problems.append(f"latency: NaN or infinite bucket counts for {where}")
+        if max(per_le) != math.inf:
+            problems.append(f'latency: no le="+Inf" bucket for {where}')
             return None
         buckets: list[Bucket] = []
         highest = 0
-        for le, value in raw:
-            # Rounding can break cumulative order by one count; the running max restores it.
-            highest = max(highest, math.floor(value + 0.5))
+        for le in sorted(per_le):
+            # Per series the rises are cumulative in `le`; only pods with different bucket
+            # layouts (a bound some pods lack) can break the order: the running max keeps it.
+            highest = max(highest, per_le[le])
             buckets.append(Bucket(le=le, count=highest))
         return tuple(buckets)
 
@@ -286,6 +334,25 @@ class PrometheusSource:
             raise MetricsSourceError(
                 f"Prometheus at {self.url} answered the {signal} query with a result that is "
                 "not an instant vector"
+            ) from None
+
+    def _matrix(self, signal: str, promql: str, at: float) -> list[_Series]:
+        """Run a range-vector selector at `at`; (labels, [(time, value), ...]) per series."""
+        data: Any = self._run(signal, lambda: self._custom_query(promql, at))
+        try:
+            if not isinstance(data, list):
+                raise TypeError("the result is not a list of series")
+            return [
+                (
+                    {str(k): str(v) for k, v in row["metric"].items()},
+                    sorted((float(t), float(v)) for t, v in row["values"]),
+                )
+                for row in data
+            ]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise MetricsSourceError(
+                f"Prometheus at {self.url} answered the {signal} query with a result that is "
+                "not a range vector (matrix)"
             ) from None
 
     def _custom_query(self, promql: str, at: float) -> Any:
@@ -422,6 +489,10 @@ class PrometheusSource:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
+
+
+def _valid(samples: list[tuple[float, float]]) -> bool:
+    return all(math.isfinite(v) and v >= 0 for _, v in samples)
 
 
 def _note(signal: str, problems: Iterable[str]) -> str:

@@ -87,29 +87,41 @@ def version_selector(metrics: MetricNames, model: str, version: str) -> str:
     return "{" + ",".join(matchers) + "}"
 
 
+# How far before a look's start the range reaches: the counts need each series' last
+# sample at or before `start`, and a series scraped at all is scraped at least this
+# often. 5 minutes is Prometheus' staleness period (`--query.lookback-delta`): the
+# same horizon an instant query uses to call a series current. A series whose last
+# sample before the look is older than this counts as appearing inside the look.
+LOOKBACK_SECONDS = 300.0
+
+
 @dataclass(frozen=True)
 class SignalQueries:
-    """The three queries of one look; each returns series labelled by version."""
+    """The two queries of one look: raw samples (range vectors), not `increase()`.
 
-    requests: str
-    errors: str
-    latency: str
+    Evaluated at the look's end, each returns every matching series with its samples
+    over `(start - LOOKBACK_SECONDS, end]`; the source differences them per series.
+    """
+
+    requests: str  # the requests counter, every status, both versions
+    latency: str  # the histogram's `_bucket` series, both versions
 
 
 def signal_queries(metrics: MetricNames, target: Target, window_seconds: float) -> SignalQueries:
-    window = range_literal(window_seconds)
-    by_version = f"sum by ({metrics.version_label})"
-    all_requests = target_selector(metrics, target)
-    failed = target_selector(metrics, target, _matcher(metrics.status_label, metrics.error_status))
-    requests = f"{by_version} (increase({metrics.requests}{all_requests}[{window}]))"
-    # A counter series for the error status often appears only with the first error:
-    # a version that served requests but has no such series had zero errors, not "no data".
-    errors = f"{by_version} (increase({metrics.requests}{failed}[{window}])) or ({requests} * 0)"
-    latency = (
-        f"sum by ({metrics.version_label}, le) "
-        f"(increase({metrics.latency}_bucket{all_requests}[{window}]))"
+    """Range-vector selectors reaching `window_seconds + LOOKBACK_SECONDS` back from the end.
+
+    No aggregation: errors are the series whose status label is the policy's error
+    status (split in Python), and each series' rise is computed on its own, so pods,
+    routes and counter resets never mix before the arithmetic.
+    """
+    if window_seconds <= 0:
+        raise ValueError(f"a window must be positive, got {window_seconds}")
+    reach = range_literal(window_seconds + LOOKBACK_SECONDS)
+    selector = target_selector(metrics, target)
+    return SignalQueries(
+        requests=f"{metrics.requests}{selector}[{reach}]",
+        latency=f"{metrics.latency}_bucket{selector}[{reach}]",
     )
-    return SignalQueries(requests=requests, errors=errors, latency=latency)
 
 
 def custom_query(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,9 +19,10 @@ from rollout.analysis.prometheus import PrometheusSource
 from rollout.analysis.queries import string_literal, versions_matcher
 from rollout.demo.prom import start_prometheus
 from rollout.spec import CustomMetric, PrometheusConfig, SpecError
-from tests.support.backfill import BackfilledPrometheus
+from tests.support.backfill import BackfilledPrometheus, backfilled_prometheus, past_end
 from tests.support.httpserve import serve, serve_text
 from tests.support.scenarios import BASELINE, CANDIDATE, INJECTION
+from tests.support.synthetic import Dataset, SyntheticModel, VersionProfile, synthesize
 
 COUNTS = Target(model="counts", baseline=BASELINE, candidate=CANDIDATE)
 TOKEN = "s3cr3t-token-value"
@@ -50,8 +51,9 @@ def test_counts_sum_pods_routes_and_a_counter_reset_exactly(
         assert observation.baseline == truth.counts("counts", BASELINE, start, end)
         assert observation.candidate == truth.counts("counts", CANDIDATE, start, end)
     assert observation.candidate.errors and observation.baseline.errors
-    assert [q.signal for q in observation.queries] == ["requests", "errors", "latency"]
+    assert [q.signal for q in observation.queries] == ["requests", "latency"]
     assert all(q.evaluated_at == end and q.series > 0 for q in observation.queries)
+    assert all("increase(" not in q.promql for q in observation.queries)
 
 
 def test_a_past_window_reads_what_it_held_then(
@@ -70,18 +72,19 @@ def test_a_past_window_reads_what_it_held_then(
     )
 
 
-def test_unaligned_windows_give_whole_counts_and_monotone_buckets(
+def test_unaligned_windows_give_the_exact_counts(
     source: PrometheusSource, synthetic_prometheus: BackfilledPrometheus
 ) -> None:
-    end = synthetic_prometheus.dataset.end - 7.0  # between samples: increase() extrapolates
-    observation = source.observe(COUNTS, end - 100.0, end)
-    exact = synthetic_prometheus.dataset.truth.counts("counts", BASELINE, end - 100.0, end)
-    counts = observation.baseline
-    assert isinstance(counts.requests, int) and exact.requests is not None
-    assert abs(counts.requests - exact.requests) < 0.2 * exact.requests
-    assert counts.buckets is not None and counts.buckets[-1].le == math.inf
-    assert all(b.count <= c.count for b, c in zip(counts.buckets, counts.buckets[1:], strict=False))
-    assert all(isinstance(b.count, int) for b in counts.buckets)
+    """Between samples, where increase() extrapolated: the same integers as the truth."""
+    truth, end = synthetic_prometheus.dataset.truth, synthetic_prometheus.dataset.end - 7.0
+    for start in (end - 100.0, end - 52.5, end - 3.0):
+        observation = source.observe(COUNTS, start, end)
+        assert observation.baseline == truth.counts("counts", BASELINE, start, end)
+        assert observation.candidate == truth.counts("counts", CANDIDATE, start, end)
+    counts = observation.baseline  # (end - 3, end] holds no scrape: zero, not "no data"
+    assert counts.requests == 0 and counts.errors == 0
+    assert counts.buckets is not None and {b.count for b in counts.buckets} == {0}
+    assert observation.problems == ()
 
 
 def test_missing_candidate_series_are_none_and_named(
@@ -96,32 +99,41 @@ def test_missing_candidate_series_are_none_and_named(
     problems = "\n".join(observation.problems)
     assert "requests: no series for the candidate (version '2.4.0')" in problems
     assert "latency: no histogram series for the candidate" in problems
-    assert [q.series for q in observation.queries] == [1, 1, 13]
+    # Raw series: 3 pods x 2 statuses, and 3 pods x 13 buckets, all the baseline's.
+    assert [q.series for q in observation.queries] == [6, 39]
 
 
 def test_a_version_without_error_series_had_zero_errors(tmp_path: Path) -> None:
-    """The error series appears with the first error: its absence is 0 errors, not no data."""
+    """The error series appears with the first error: its absence is 0 errors, not no data.
+    Scraped live: series that appear inside a look count from 0, later looks count 0."""
     lines = [
         "# TYPE inference_requests counter",
         *(
             f'inference_requests_total{{model_name="m",model_version="{v}",status="ok"}} {n}'
-            for v, n in (("a", 10), ("b", 10))
+            for v, n in (("a", 10), ("b", 7))
         ),
         'inference_requests_total{model_name="m",model_version="a",status="error"} 1',
         "# EOF",
     ]
     target = serve_text("\n".join(lines) + "\n")
+    born = time.time() - 1
     prometheus = start_prometheus(tmp_path, {"model": [target.address]}, exemplars=False)
     src = source_for(prometheus.url)
+    versions = Target("m", "a", "b")
     try:
         deadline = time.monotonic() + 30
-        while True:
-            observation = src.observe(Target("m", "a", "b"), time.time() - 5, time.time())
-            if observation.baseline.requests is not None or time.monotonic() > deadline:
-                break
+        while src.observe(versions, born, time.time()).candidate.requests is None:
+            assert time.monotonic() < deadline, "never scraped"
             time.sleep(0.5)
-        assert observation.baseline.errors == 0 and observation.candidate.errors == 0
-        assert observation.candidate.requests == 0
+        seen = time.time()
+        first = src.observe(versions, born, seen)
+        assert (first.baseline.requests, first.baseline.errors) == (11, 1)
+        assert (first.candidate.requests, first.candidate.errors) == (7, 0)
+        assert not [p for p in first.problems if p.startswith("requests")]
+        time.sleep(2.5)  # a few more scrapes (every 1 s) of the same values
+        later = src.observe(versions, seen, time.time())
+        assert (later.baseline.requests, later.baseline.errors) == (0, 0)
+        assert (later.candidate.requests, later.candidate.errors) == (0, 0)
     finally:
         src.close()
         prometheus.stop()
@@ -191,9 +203,16 @@ def test_custom_metrics_one_value_per_version_nan_is_no_data(
     assert served.candidate == truth.counts("counts", CANDIDATE, end - 300, end).requests
     assert broken.baseline is None and broken.candidate is None
     assert "custom:broken: nan for the candidate (version '2.4.0')" in observation.problems
-    assert [q.signal for q in observation.queries][3:] == ["custom:served"] * 2 + [
+    assert [q.signal for q in observation.queries][2:] == ["custom:served"] * 2 + [
         "custom:broken"
     ] * 2
+    # A wider custom window widens what the custom queries see, never the counts.
+    wide = src.observe(COUNTS, end - 60, end, custom_window=600)
+    assert wide.baseline == truth.counts("counts", BASELINE, end - 60, end)
+    assert wide.custom[0].baseline == truth.counts("counts", BASELINE, end - 600, end).requests
+    assert wide.custom[0].candidate == truth.counts("counts", CANDIDATE, end - 600, end).requests
+    assert "[600s]" in wide.queries[2].promql and "[360s]" in wide.queries[0].promql
+    src.close()
 
 
 def test_a_stopped_prometheus_raises_without_secrets(tmp_path: Path) -> None:
@@ -229,7 +248,19 @@ def test_a_stopped_prometheus_raises_without_secrets(tmp_path: Path) -> None:
     [
         (200, "<html>not json</html>", "answered garbage: the answer is not JSON"),
         (200, '{"status": "error", "data": {"result": []}}', "status is 'error'"),
-        (200, '{"status": "success", "data": {"result": 7}}', "not an instant vector"),
+        (200, '{"status": "success", "data": {"result": 7}}', "not a range vector (matrix)"),
+        (
+            200,
+            '{"status": "success", "data": {"resultType": "vector",'
+            ' "result": [{"metric": {}, "value": [1, "5"]}]}}',
+            "requests query with a result that is not a range vector (matrix)",
+        ),
+        (
+            200,
+            '{"status": "success", "data": {"resultType": "matrix",'
+            ' "result": [{"metric": {}, "values": [[1, "5", "x"]]}]}}',
+            "not a range vector (matrix)",
+        ),
         (503, "overloaded", "answered HTTP 503 (after 2 tries)"),
         (400, '{"status":"error","error":"parse error at char 5"}', "HTTP 400: parse error"),
     ],
@@ -319,3 +350,174 @@ def test_exemplars_name_trace_ids_filtered_by_latency_and_errors(tmp_path: Path)
         src.close()
         prometheus.stop()
         target.stop()
+
+
+# ---------------------------------------------------------------------------- exact counts
+# A second backfill: the same messy pair at 15 s, 30 s and 60 s scrape intervals, with a
+# counter reset (15 min in), a baseline pod that vanishes (10 min in) and a candidate pod
+# that appears (20 min in), two routes, pod and instance labels.
+
+SCRAPES = (15.0, 30.0, 60.0)
+SCRAPE_MINUTES = 30.0
+
+
+def scrape_model(step: float) -> SyntheticModel:
+    return SyntheticModel(
+        model=f"scrape-{step:.0f}",
+        baseline=VersionProfile(
+            BASELINE, rps=20.0, error_rate=0.02, reset_instance=1, vanishing_instance=2
+        ),
+        candidate=VersionProfile(
+            CANDIDATE, rps=10.0, error_rate=0.05, reset_instance=0, appearing_instance=2
+        ),
+        seed=int(step),
+        routes=("/predict", "/explain"),
+        step=step,
+    )
+
+
+@pytest.fixture(scope="module")
+def scrape_prometheus(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[BackfilledPrometheus]:
+    dataset = synthesize(
+        [scrape_model(step) for step in SCRAPES], end=past_end(), minutes=SCRAPE_MINUTES
+    )
+    backfilled = backfilled_prometheus(dataset, tmp_path_factory.mktemp("scrape-prometheus"))
+    try:
+        yield backfilled
+    finally:
+        backfilled.stop()
+
+
+def minute_looks(dataset: Dataset, offset: float) -> list[tuple[float, float]]:
+    """Consecutive 60 s looks over the data, shifted by `offset` seconds off the minute."""
+    first = dataset.start + offset
+    count = int((dataset.end - first) // 60)
+    return [(first + 60 * k, first + 60 * k + 60) for k in range(count)]
+
+
+@pytest.mark.parametrize("step", SCRAPES)
+def test_minute_looks_count_exactly_at_every_scrape_interval(
+    scrape_prometheus: BackfilledPrometheus, step: float
+) -> None:
+    """Every 60 s look, aligned with the scrapes or 7 s off, equals the truth as integers:
+    through the reset, the vanishing and the appearing pod; consecutive looks add up to
+    the whole window's count."""
+    dataset, model = scrape_prometheus.dataset, scrape_model(step)
+    truth = dataset.truth
+    target = Target(model.model, BASELINE, CANDIDATE)
+    src = source_for(scrape_prometheus.url)
+    try:
+        for offset in (0.0, 7.0):
+            looks = minute_looks(dataset, offset)
+            seen = [src.observe(target, start, end) for start, end in looks]
+            for (start, end), observation in zip(looks, seen, strict=True):
+                assert observation.problems == (), (start, end)
+                for role, version in (("baseline", BASELINE), ("candidate", CANDIDATE)):
+                    counts = getattr(observation, role)
+                    assert counts == truth.counts(model.model, version, start, end), (role, start)
+                    assert isinstance(counts.requests, int) and isinstance(counts.errors, int)
+            whole = src.observe(target, looks[0][0], looks[-1][1])
+            for role, version in (("baseline", BASELINE), ("candidate", CANDIDATE)):
+                total = getattr(whole, role)
+                assert total == truth.counts(model.model, version, looks[0][0], looks[-1][1])
+                assert sum(getattr(o, role).requests for o in seen) == total.requests
+                assert sum(getattr(o, role).errors for o in seen) == total.errors
+                assert total.errors > 0
+        # The looks did cross the events, and those looks had traffic to get wrong.
+        base_events, cand_events = (
+            truth.events(model.model, BASELINE),
+            truth.events(model.model, CANDIDATE),
+        )
+        assert set(base_events) == {"reset", "vanish"} and set(cand_events) == {"reset", "appear"}
+        for at in (*base_events.values(), *cand_events.values()):
+            assert dataset.start + 60 < at < dataset.end - 60
+    finally:
+        src.close()
+
+
+def test_a_look_holding_one_scrape_or_none(scrape_prometheus: BackfilledPrometheus) -> None:
+    """Scraped every 60 s: increase() has no answer for a 60 s look off the minute (one
+    sample in it), and a look between two scrapes saw nothing. Exact counts: the
+    sample's rise, and zero."""
+    dataset, model = scrape_prometheus.dataset, scrape_model(60.0)
+    truth, start = dataset.truth, dataset.start + 600 + 120 + 10
+    target = Target(model.model, BASELINE, CANDIDATE)
+    src = source_for(scrape_prometheus.url)
+    try:
+        one = src.observe(target, start, start + 60)
+        for role, version in (("baseline", BASELINE), ("candidate", CANDIDATE)):
+            counts = getattr(one, role)
+            assert counts == truth.counts(model.model, version, start, start + 60)
+            assert counts.requests > 0
+        none = src.observe(target, start, start + 30)
+        for counts in (none.baseline, none.candidate):
+            assert counts.requests == 0 and counts.errors == 0
+            assert counts.buckets is not None and {b.count for b in counts.buckets} == {0}
+        assert none.problems == () and one.problems == ()
+        # What increase() answers for the one-scrape look: nothing at all.
+        assert (
+            _instant(
+                scrape_prometheus,
+                f'sum(increase(inference_requests_total{{model_name="{model.model}"}}[60s]))',
+                start + 60,
+            )
+            == []
+        )
+    finally:
+        src.close()
+
+
+def _instant(prometheus: BackfilledPrometheus, promql: str, at: float) -> list[dict[str, Any]]:
+    answer = httpx.get(
+        f"{prometheus.url}/api/v1/query", params={"query": promql, "time": f"{at:.3f}"}
+    )
+    result: list[dict[str, Any]] = answer.json()["data"]["result"]
+    return result
+
+
+@pytest.mark.parametrize("event", ["reset", "vanish", "appear"])
+def test_resets_and_pods_that_vanish_or_appear_inside_a_look(
+    scrape_prometheus: BackfilledPrometheus, event: str
+) -> None:
+    """A 60 s look holding the event, at a 30 s scrape, equals the truth, and the event
+    is really there: a reset breaks the naive last-minus-first of the summed counters,
+    the vanished pod's last (non-zero) samples are before the look, the new pod's
+    (non-zero) samples all inside it."""
+    dataset, model = scrape_prometheus.dataset, scrape_model(30.0)
+    version = CANDIDATE if event == "appear" else BASELINE
+    role = "candidate" if version == CANDIDATE else "baseline"
+    at = dataset.truth.events(model.model, version)[event]
+    start, end = at - 30, at + 30  # the sample showing the event is inside (start, end]
+    src = source_for(scrape_prometheus.url)
+    try:
+        observation = src.observe(Target(model.model, BASELINE, CANDIDATE), start, end)
+        exact = dataset.truth.counts(model.model, version, start, end)
+        assert getattr(observation, role) == exact
+        assert observation.problems == ()
+        selector = f'model_name="{model.model}",model_version="{version}"'
+        if event == "reset":
+            before, after = (
+                float(
+                    _instant(scrape_prometheus, f"sum(inference_requests_total{{{selector}}})", t)[
+                        0
+                    ]["value"][1]
+                )
+                for t in (start, end)
+            )
+            assert after - before != exact.requests
+            return
+        index = 2  # scrape_model's appearing and vanishing instance
+        pod = f"{model.model}-{version}-{index}"
+        (series, *_) = _instant(
+            scrape_prometheus, f'inference_requests_total{{{selector},pod="{pod}"}}[400s]', end
+        )
+        samples = [(float(t), float(v)) for t, v in series["values"]]
+        assert max(v for _, v in samples) > 0
+        if event == "vanish":
+            assert all(t <= start for t, _ in samples)
+        else:
+            assert all(start < t <= end for t, _ in samples)
+    finally:
+        src.close()

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from rollout.analysis.observation import Target
 from rollout.analysis.queries import (
+    LOOKBACK_SECONDS,
     custom_query,
     exemplar_selector,
     range_literal,
@@ -24,20 +25,21 @@ TARGET = Target(model="fraud", baseline="2.3.1", candidate="2.4.0")
 INJECTION = '2.4.0"} or vector(1) #'
 
 
-def test_one_query_per_signal_covers_both_versions() -> None:
+def test_one_raw_range_selector_per_signal_covers_both_versions() -> None:
     queries = signal_queries(MetricNames(), TARGET, 60)
     selector = 'model_name="fraud",model_version=~"^(?:2\\\\.3\\\\.1|2\\\\.4\\\\.0)$"'
-    assert queries.requests == (
-        f"sum by (model_version) (increase(inference_requests_total{{{selector}}}[60s]))"
-    )
-    assert queries.errors == (
-        "sum by (model_version) (increase(inference_requests_total"
-        f'{{{selector},status="error"}}[60s])) or ({queries.requests} * 0)'
-    )
-    assert queries.latency == (
-        "sum by (model_version, le) "
-        f"(increase(inference_latency_seconds_bucket{{{selector}}}[60s]))"
-    )
+    # 60 s of look plus 300 s of lookback: each series' last sample at or before the start.
+    assert queries.requests == f"inference_requests_total{{{selector}}}[360s]"
+    assert queries.latency == f"inference_latency_seconds_bucket{{{selector}}}[360s]"
+    assert "increase(" not in queries.requests + queries.latency
+    assert LOOKBACK_SECONDS == 300.0
+
+
+def test_the_range_is_the_look_plus_the_lookback() -> None:
+    assert signal_queries(MetricNames(), TARGET, 900).requests.endswith("[1200s]")
+    assert signal_queries(MetricNames(), TARGET, 1.5).latency.endswith("[301500ms]")
+    with pytest.raises(ValueError, match="positive"):
+        signal_queries(MetricNames(), TARGET, 0)
 
 
 def test_metric_and_label_names_come_from_the_policy() -> None:
@@ -50,11 +52,11 @@ def test_metric_and_label_names_come_from_the_policy() -> None:
         error_status="5xx",
     )
     queries = signal_queries(names, TARGET, 90)
-    assert queries.requests.startswith("sum by (track) (increase(http_requests_total{app=")
-    assert 'code="5xx"' in queries.errors
-    assert "http_duration_seconds_bucket{app=" in queries.latency
-    assert "by (track, le)" in queries.latency
-    assert "[90s]" in queries.latency
+    assert queries.requests.startswith('http_requests_total{app="fraud",track=~')
+    # Every status: errors are split from requests by the status label, in Python.
+    assert "code" not in queries.requests
+    assert queries.latency.startswith('http_duration_seconds_bucket{app="fraud",track=~')
+    assert queries.latency.endswith("[390s]")
 
 
 def test_injection_string_is_quoted_not_executed() -> None:
@@ -62,9 +64,9 @@ def test_injection_string_is_quoted_not_executed() -> None:
     queries = signal_queries(MetricNames(), target, 60)
     # Escaped twice over (regex, then string): the matcher still closes where it should.
     assert queries.requests == (
-        "sum by (model_version) (increase(inference_requests_total{"
+        "inference_requests_total{"
         r'model_name="fraud",model_version=~"^(?:2\\.3\\.1|2\\.4\\.0\\\"\\}\\ or'
-        r'\\ vector\\(1\\)\\ \\#)$"}[60s]))'
+        r'\\ vector\\(1\\)\\ \\#)$"}[360s]'
     )
     assert "vector(1)" not in queries.requests
 

@@ -10,6 +10,7 @@ import io
 import json
 import time
 import xml.etree.ElementTree as ET
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -78,7 +79,7 @@ def test_no_candidate_series_exits_2_naming_the_empty_query(
     code, output = run(gate_request(synthetic_prometheus, "gate-nocandidate"))
     assert code == ExitCode.PAUSED
     assert "GATE INCONCLUSIVE" in output
-    assert "candidate" in output and "increase(inference_requests_total" in output
+    assert "candidate" in output and "inference_requests_total{" in output
 
 
 def test_an_injection_string_as_candidate_finds_nothing(
@@ -132,13 +133,53 @@ def test_reports_formats_and_the_github_step_summary(
     assert "report.json" in capsys.readouterr().err
     # Every PromQL query of every look is in the report, evaluated at the look's end.
     queries = [q for look in document_looks(document) for q in look]
-    assert len(queries) == 15 * 3
+    assert len(queries) == 15 * 2  # the requests counter (every status) and the buckets
 
 
 def document_looks(document: dict[str, object]) -> list[list[object]]:
     observations = document["observations"]
     assert isinstance(observations, list)
     return [look["queries"] for look in observations]
+
+
+def test_looks_are_disjoint_and_add_up_when_the_analysis_window_is_wider(
+    synthetic_prometheus: BackfilledPrometheus, tmp_path: Path
+) -> None:
+    """analysis.window 5m at a 1m interval: each look counts (previous end, end] exactly,
+    the looks add up to the whole window's truth, and only the custom query sees 5m."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "steps: [{weight: 50, hold: 1m}]\n"
+        "analysis: {interval: 1m, window: 5m}\n"
+        "customMetrics:\n"
+        "  - name: served\n"
+        "    query: sum(increase(inference_requests_total{version_selector}[{window}]))\n"
+        "    maxRelativeChange: 10\n"
+    )
+    reports = tmp_path / "reports"
+    request = gate_request(synthetic_prometheus, "counts", policy=str(policy), report_dir=reports)
+    code, output = run(request)
+    assert code in (ExitCode.PROMOTED, ExitCode.PAUSED, ExitCode.ROLLED_BACK), output
+    looks = json.loads((reports / "report.json").read_text())["observations"]
+    end = synthetic_prometheus.dataset.end
+    start, truth = end - GATE_WINDOW, synthetic_prometheus.dataset.truth
+    assert len(looks) == 15 and looks[0]["start"] == start and looks[-1]["end"] == end
+    for before, after in pairwise(looks):
+        assert before["end"] == after["start"]
+    for look in looks:
+        assert look["end"] - look["start"] == 60
+        assert (
+            look["baseline"]["requests"]
+            == truth.counts("counts", BASELINE, look["start"], look["end"]).requests
+        )
+    for role, version in (("baseline", BASELINE), ("candidate", CANDIDATE)):
+        whole = truth.counts("counts", version, start, end)
+        assert sum(look[role]["requests"] for look in looks) == whole.requests
+        assert sum(look[role]["errors"] for look in looks) == whole.errors
+    custom = [q["promql"] for look in looks for q in look["queries"] if q["signal"] != "requests"]
+    assert "[60s]" in next(q for q in custom if "increase(" in q)  # the first look: clipped
+    assert all("[300s]" in q for q in custom[-4:] if "increase(" in q)
+    assert all("[360s]" in q["promql"] for q in looks[-1]["queries"][:2])
 
 
 def test_the_cli_command_runs_the_gate(synthetic_prometheus: BackfilledPrometheus) -> None:

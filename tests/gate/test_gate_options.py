@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import replace
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from rollout.exit_codes import ExitCode
 from rollout.gate import (
     GateRequest,
     UsageError,
+    custom_window,
     look_bounds,
     parse_time,
     parse_window,
@@ -20,7 +22,7 @@ from rollout.gate import (
     retention_seconds,
     run_gate,
 )
-from rollout.spec import load_policy
+from rollout.spec import AnalysisSettings, load_policy
 from tests.support.backfill import BackfilledPrometheus
 from tests.support.scenarios import BASELINE, CANDIDATE, GATE_WINDOW
 
@@ -85,6 +87,31 @@ def test_looks_follow_the_policys_interval_and_end_at_the_window_end() -> None:
     # A day at a 1 minute interval would be 1440 looks: capped, still ending at `end`.
     day = look_bounds(0, 86_400, policy)
     assert len(day) == 120 and day[-1] == (85_680, 86_400) and day[0][0] == 0
+
+
+def test_looks_are_disjoint_when_the_analysis_window_is_wider_than_the_interval() -> None:
+    """analysis.window 5m at a 1m interval: the counted looks stay (previous end, end], so
+    no request enters the sequential tests twice; only custom queries see 5 minutes."""
+    default = load_policy("default")
+    policy = default.model_copy(update={"analysis": AnalysisSettings(interval=60, window=300)})
+    looks = look_bounds(1000, 1900, policy)
+    assert looks == look_bounds(1000, 1900, default)
+    assert looks[0] == (1000, 1060) and looks[-1] == (1840, 1900) and len(looks) == 15
+    assert all(a[1] == b[0] for a, b in pairwise(looks))
+    assert sum(e - s for s, e in looks) == 900
+    assert [custom_window(look, 1000, policy) for look in looks[:6]] == [
+        60,
+        120,
+        180,
+        240,
+        300,
+        300,
+    ]
+    assert {custom_window(look, 1000, default) for look in looks} == {60}
+    # A window longer than MAX_LOOKS intervals: each look is longer than analysis.window.
+    day = look_bounds(0, 86_400, policy)
+    assert all(a[1] == b[0] for a, b in pairwise(day))
+    assert custom_window(day[5], 0, policy) == 720
 
 
 def run(request: GateRequest) -> tuple[ExitCode, str]:

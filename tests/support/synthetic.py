@@ -1,11 +1,13 @@
 """Synthetic, messy model-server metrics as OpenMetrics text, with the exact truth beside them.
 
 Two versions per model, several instances (pods) per version, one instance whose
-counters reset half-way (a pod restart), extra labels (route, instance, pod), latency
-from a lognormal distribution (a `latency_scale` multiplies every quantile, P95
-included), an error fraction and a request rate per version. Samples every
-`step` seconds. `Truth` keeps every increment, so a test can say exactly what
-`sum by (model_version) (increase(...[w]))` must return for any aligned window.
+counters reset half-way (a pod restart), optionally a pod that appears mid-way (its
+counters start at 0) and one that vanishes, extra labels (route, instance, pod),
+latency from a lognormal distribution (a `latency_scale` multiplies every quantile,
+P95 included), an error fraction and a request rate per version. Samples every
+`step` seconds (per model, if it says so). `Truth` keeps every increment at the
+sample that first shows it, so a test can say exactly what an exact count over any
+(start, end] must be: the increments of the samples in (start, end].
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class VersionProfile:
     latency_scale: float = 1.0  # multiplies every latency: P95 x latency_scale
     instances: int = 3
     reset_instance: int | None = 1  # this instance's counters restart half-way
+    appearing_instance: int | None = None  # this pod's series start 2/3 in, from 0
+    vanishing_instance: int | None = None  # this pod's series stop 1/3 in
 
     def quantile(self, q: float) -> float:
         """The true latency quantile in seconds."""
@@ -51,12 +55,15 @@ class SyntheticModel:
     candidate: VersionProfile | None  # None: the candidate has no series at all
     seed: int = 0
     routes: tuple[str, ...] = ("/predict",)
+    step: float | None = None  # seconds between samples; None: synthesize()'s step
 
 
 @dataclass
 class _Increments:
     """Per-step increments of one version, summed over instances and routes."""
 
+    timestamps: np.ndarray  # this model's sample times, unix seconds
+    events: dict[str, float]  # "reset", "appear", "vanish" -> the first sample it shows in
     requests: np.ndarray  # shape (steps,)
     errors: np.ndarray
     buckets: np.ndarray  # shape (steps, len(LATENCY_BUCKETS) + 1), cumulative over `le`
@@ -66,13 +73,17 @@ class _Increments:
 class Truth:
     """Exact per-version counts behind the OpenMetrics text."""
 
-    timestamps: np.ndarray  # sample times, unix seconds
+    timestamps: np.ndarray  # sample times at synthesize()'s step, unix seconds
     versions: dict[tuple[str, str], _Increments] = field(default_factory=dict)
 
+    def events(self, model: str, version: str) -> dict[str, float]:
+        """When the version's reset, appearing and vanishing pods first show in the samples."""
+        return self.versions[(model, version)].events
+
     def counts(self, model: str, version: str, start: float, end: float) -> VersionCounts:
-        """What `increase()` over [start, end] sees: the increments at samples in (start, end]."""
+        """The exact counts over (start, end]: the increments at samples in (start, end]."""
         inc = self.versions[(model, version)]
-        mask = (self.timestamps > start) & (self.timestamps <= end)
+        mask = (inc.timestamps > start) & (inc.timestamps <= end)
         cumulative = inc.buckets[mask].sum(axis=0)
         bounds = (*LATENCY_BUCKETS, math.inf)
         return VersionCounts(
@@ -110,6 +121,7 @@ class _Series:
     name: str
     labels: tuple[tuple[str, str], ...]
     values: np.ndarray  # cumulative, as a counter reads
+    timestamps: np.ndarray  # one per value
 
 
 def _counter(increments: np.ndarray, base: float, reset_at: int | None) -> np.ndarray:
@@ -126,20 +138,30 @@ def _instance_series(
     model: SyntheticModel,
     profile: VersionProfile,
     names: MetricNames,
-    steps: int,
-    step: float,
+    timestamps: np.ndarray,
     rng: np.random.Generator,
     totals: _Increments,
 ) -> Iterator[_Series]:
     bounds = np.array(LATENCY_BUCKETS)
+    steps = len(timestamps)
+    step = float(timestamps[1] - timestamps[0])
     per_stream = profile.rps * step / (profile.instances * len(model.routes))
     for index in range(profile.instances):
         reset_at = steps // 2 if profile.reset_instance == index else None
+        appear = 2 * steps // 3 if profile.appearing_instance == index else 0
+        vanish = steps // 3 if profile.vanishing_instance == index else steps
+        for event, at in (("reset", reset_at), ("appear", appear or None)):
+            if at is not None:
+                totals.events[event] = float(timestamps[at])
+        if vanish < steps:
+            totals.events["vanish"] = float(timestamps[vanish])  # the first sample without it
         pod = f"{model.model}-{profile.version}-{index}"
         for route in model.routes:
             # Step 0 is the sample every window starts from: no increments before it count.
             n = rng.poisson(per_stream, size=steps)
             n[0] = 0
+            n[:appear] = 0  # not there yet: its first sample holds what it served since it started
+            n[vanish:] = 0  # gone: no samples, no requests
             errors = rng.binomial(n, profile.error_rate)
             latencies = profile.latency_scale * rng.lognormal(
                 math.log(profile.latency_median), profile.latency_sigma, size=int(n.sum())
@@ -163,20 +185,32 @@ def _instance_series(
                 ("pod", pod),
             )
             base = float(rng.integers(1000, 5000))  # counters have history before the data
-            for status, count in (("ok", n - errors), (names.error_status, errors)):
-                yield _Series(
+            if appear:
+                base = 0.0  # a new pod's counters start at 0
+            kept = slice(appear, vanish)
+
+            counters: list[tuple[str, tuple[tuple[str, str], ...], np.ndarray]] = [
+                (
                     names.requests,
                     (*common, (names.status_label, status)),
                     _counter(count, base, reset_at),
                 )
-            for i, le in enumerate((*(repr(b) for b in LATENCY_BUCKETS), "+Inf")):
-                yield _Series(
+                for status, count in (("ok", n - errors), (names.error_status, errors))
+            ]
+            counters += [
+                (
                     f"{names.latency}_bucket",
                     (*common, ("le", le)),
                     _counter(cumulative[:, i], base * (i + 1), reset_at),
                 )
-            yield _Series(f"{names.latency}_count", common, _counter(n, base * 13, reset_at))
-            yield _Series(f"{names.latency}_sum", common, _counter(seconds, base, reset_at))
+                for i, le in enumerate((*(repr(b) for b in LATENCY_BUCKETS), "+Inf"))
+            ]
+            counters += [
+                (f"{names.latency}_count", common, _counter(n, base * 13, reset_at)),
+                (f"{names.latency}_sum", common, _counter(seconds, base, reset_at)),
+            ]
+            for name, labels, values in counters:
+                yield _Series(name, labels, values[kept], timestamps[kept])
 
 
 def synthesize(
@@ -189,31 +223,38 @@ def synthesize(
 ) -> Dataset:
     """OpenMetrics text for `models` over `minutes` ending at `end` (unix seconds)."""
     names = names or MetricNames()
-    steps = round(minutes * 60 / step) + 1
-    timestamps = end - step * np.arange(steps - 1, -1, -1)
+
+    def sample_times(every: float) -> np.ndarray:
+        steps = round(minutes * 60 / every) + 1
+        return end - every * np.arange(steps - 1, -1, -1)
+
+    timestamps = sample_times(step)
     truth = Truth(timestamps=timestamps)
     series: list[_Series] = []
     for model in models:
         rng = np.random.default_rng(model.seed)
+        stamps = sample_times(model.step) if model.step is not None else timestamps
         for profile in (model.baseline, model.candidate):
             if profile is None:
                 continue
             totals = _Increments(
-                requests=np.zeros(steps, dtype=np.int64),
-                errors=np.zeros(steps, dtype=np.int64),
-                buckets=np.zeros((steps, len(LATENCY_BUCKETS) + 1), dtype=np.int64),
+                timestamps=stamps,
+                events={},
+                requests=np.zeros(len(stamps), dtype=np.int64),
+                errors=np.zeros(len(stamps), dtype=np.int64),
+                buckets=np.zeros((len(stamps), len(LATENCY_BUCKETS) + 1), dtype=np.int64),
             )
-            series.extend(_instance_series(model, profile, names, steps, step, rng, totals))
+            series.extend(_instance_series(model, profile, names, stamps, rng, totals))
             truth.versions[(model.model, profile.version)] = totals
     return Dataset(
-        openmetrics=_render(series, timestamps, names),
+        openmetrics=_render(series, names),
         truth=truth,
         start=float(timestamps[0]),
         end=float(timestamps[-1]),
     )
 
 
-def _render(series: list[_Series], timestamps: np.ndarray, names: MetricNames) -> str:
+def _render(series: list[_Series], names: MetricNames) -> str:
     """OpenMetrics text: one family after the other, each series' samples in time order."""
     requests_family = names.requests.removesuffix("_total")
     families = (
@@ -224,7 +265,6 @@ def _render(series: list[_Series], timestamps: np.ndarray, names: MetricNames) -
             tuple(f"{names.latency}{s}" for s in ("_bucket", "_count", "_sum")),
         ),
     )
-    stamps = [_format(t) for t in timestamps]
     lines: list[str] = []
     for family, kind, members in families:
         lines.append(f"# TYPE {family} {kind}")
@@ -232,6 +272,9 @@ def _render(series: list[_Series], timestamps: np.ndarray, names: MetricNames) -
             if s.name not in members:
                 continue
             head = s.name + _labels(s.labels)
-            lines.extend(f"{head} {_format(v)} {t}" for v, t in zip(s.values, stamps, strict=True))
+            lines.extend(
+                f"{head} {_format(v)} {_format(t)}"
+                for v, t in zip(s.values, s.timestamps, strict=True)
+            )
     lines.append("# EOF")
     return "\n".join(lines) + "\n"
