@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Final
 
-from rollout.analysis.judge import judge
+from rollout.analysis.judge import judge_next
 from rollout.analysis.observation import Observation
 from rollout.analysis.verdict import Verdict
 from rollout.evidence.report import WeightChange
@@ -274,10 +274,11 @@ def _looked(
             lost = now - outage.since
             state = replace(state, step_outage_seconds=state.step_outage_seconds + lost)
     history = (*state.history, observation)
-    judgement = judge(history, policy)
+    analysis, judgement = judge_next(state.analysis, history, policy)
     state = replace(
         state,
         history=history,
+        analysis=analysis,
         judgement=judgement,
         last_look_end=observation.end,
         source_outage=None,
@@ -294,7 +295,7 @@ def _looked(
         left = hold_end - now
         state = replace(state, message=f"{label}: {judgement.verdict}, holding {left:.0f}s more")
         return _next(state, policy, now)
-    if judgement.verdict is Verdict.PASS and _complete(observation):
+    if judgement.ready and _complete(observation):
         return _pass_step(state, policy, now)
     if now >= hold_end + policy.inconclusive_grace:
         reason = (

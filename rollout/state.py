@@ -24,6 +24,7 @@ from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+from rollout.analysis.accumulate import Analysis
 from rollout.analysis.observation import Observation, Target
 from rollout.analysis.verdict import Judgement
 from rollout.evidence.report import WeightChange
@@ -73,7 +74,8 @@ class RolloutState:
     # outage that ends in time is followed by the analysis it interrupted, not by a pause.
     step_outage_seconds: float = 0.0
     last_look_end: float | None = None  # looks are contiguous: the next starts here
-    history: tuple[Observation, ...] = ()  # every look since the start, for the judge
+    history: tuple[Observation, ...] = ()  # every look since the start, for the report
+    analysis: Analysis | None = None  # the judge's running totals and test statistics
     judgement: Judgement | None = None  # of the last look
     source_outage: Outage | None = None
     router_outage: Outage | None = None

@@ -1,48 +1,48 @@
 """SLO guards and custom-metric rules of the sequential judge, and shared helpers.
 
-SLO guards: one-sample mixture SPRTs that the candidate's error rate, or its tail
-above the latency bound, exceeds what the bound allows (valid per interval even if
-the candidate drifts). Custom metrics: a sequential sign test over intervals:
-under H0 the candidate is worse than the rule in an interval with probability
-<= 1/2, so the count of worse intervals is tested as Bernoulli(1/2).
+SLO guards: one-sample mixture SPRTs that the candidate's error rate, or its share of requests
+above the latency bound, exceeds what the bound allows. The latency guard counts exactly, above
+the smallest bucket bound at or above the SLO: never more requests than are truly above it, so
+the test stays valid for any latency shape (a bound far above the SLO only costs power).
+Custom metrics: a sequential sign test over intervals: under H0 the candidate is worse than
+the rule in an interval with probability <= 1/2, so the count of worse intervals is tested as
+Bernoulli(1/2).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 
 from rollout.analysis import sequential as seq
 from rollout.analysis import stats
-from rollout.analysis.history import HistoryArrays
+from rollout.analysis.accumulate import Analysis
 from rollout.analysis.judge_text import ms, pct, signed_pct
 from rollout.analysis.observation import Observation
 from rollout.analysis.verdict import Comparison, Verdict
-from rollout.spec import CustomMetric, Direction, Policy
+from rollout.spec import Direction, Policy
 
 E_CAP = 1e300  # e-values are reported as floats; beyond this they are "certain"
 
 
-def max_e(log_e: np.ndarray) -> tuple[float, float]:
-    """(max e-value over the looks, its anytime-valid p-value)."""
-    top = float(np.max(log_e)) if log_e.size else 0.0
-    e = E_CAP if top > math.log(E_CAP) else math.exp(top)
+def e_value(log_e: float) -> tuple[float, float]:
+    """(e-value, its anytime-valid p-value) from a log e-value (a running maximum)."""
+    e = E_CAP if log_e > math.log(E_CAP) else math.exp(log_e)
     return e, min(1.0, 1.0 / e)
 
 
 def missing_data(
-    name: str, history: Sequence[Observation], what: list[tuple[str, str]]
+    name: str, latest: Observation, what: list[tuple[str, str]], why: str = ""
 ) -> Comparison:
     """NO_DATA naming the version, the signal and the query that came back empty."""
-    latest = history[-1]
     parts = []
     for version, signal in what:
         query = next((q.promql for q in latest.queries if q.signal == signal), None)
         parts.append(f"{version} {signal}" + (f" (query: {query})" if query else ""))
     problems = f"; source reported: {', '.join(latest.problems)}" if latest.problems else ""
-    reason = f"no data for {name} in the latest look: {'; '.join(parts)}{problems}"
+    because = f" ({why})" if why else ""
+    reason = f"no data for {name} in the latest look{because}: {'; '.join(parts)}{problems}"
     return Comparison(
         metric=name,
         verdict=Verdict.NO_DATA,
@@ -57,47 +57,51 @@ def missing_data(
     )
 
 
-def slo_errors(
-    history: Sequence[Observation], arrays: HistoryArrays, policy: Policy, alpha: float
-) -> Comparison:
+def slo_errors(analysis: Analysis, latest: Observation, policy: Policy, alpha: float) -> Comparison:
     name, bound = "slo:error_rate", float(policy.slo.max_error_rate or 0.0)
-    cand = arrays.candidate
-    log_e = seq.bernoulli_log_e(np.cumsum(cand.errors), np.cumsum(cand.requests), bound)
-    e, p = max_e(log_e)
-    n = cand.total_requests
-    rate = float(cand.errors.sum()) / n if n > 0 else None
+    cand = analysis.candidate
+    e, p = e_value(analysis.peak(name))
+    rate = cand.errors / cand.requests if cand.requests > 0 else None
     verdict, reason = _guard_verdict(
         e, 1.0 / alpha, f"candidate error rate {pct(rate)}", pct(bound)
     )
-    if verdict is Verdict.PASS and not cand.has_requests[-1]:
-        return missing_data(name, history, [("candidate", "requests")])
-    return _guard(name, verdict, rate, bound, log_e, e, p, alpha, int(n), reason, "error_rate")
+    if verdict is not Verdict.FAIL and latest.candidate.requests is None:
+        return missing_data(name, latest, [("candidate", "requests")])
+    now = float(seq.bernoulli_log_e(cand.errors, cand.requests, bound))
+    leaning = now >= 0.0 and rate is not None and rate > bound
+    return _guard(name, verdict, rate, bound, now, e, p, alpha, cand.requests, reason, leaning)
 
 
 def slo_latency(
-    history: Sequence[Observation], arrays: HistoryArrays, policy: Policy, alpha: float
+    analysis: Analysis, latest: Observation, policy: Policy, alpha: float
 ) -> Comparison:
     name, bound = "slo:latency_p95", float(policy.slo.max_latency_seconds or 0.0)
-    q, cand, les = policy.latency.quantile, arrays.candidate, arrays.les
-    if les.size < 2:
-        return missing_data(name, history, [("candidate", "latency")])
-    log_e = seq.tail_log_e(q, bound, les, cand.buckets)
-    e, p = max_e(log_e)
-    total = cand.buckets.sum(axis=0)
+    q = policy.latency.quantile
+    cand = analysis.candidate
+    if not analysis.les or not cand.buckets:
+        return missing_data(name, latest, [("candidate", "latency")], analysis.latency_missing)
+    les, total = np.asarray(analysis.les), np.asarray(cand.buckets)
     p_c = stats.histogram_quantile(q, les, total)
     estimate = p_c if math.isfinite(p_c) else None
-    label = f"candidate P{int(q * 100)} {ms(estimate)}"
+    e, p = e_value(analysis.peak(name))
+    label = f"candidate P{round(q * 100)} {ms(estimate)}"
     verdict, reason = _guard_verdict(e, 1.0 / alpha, label, ms(bound))
-    if verdict is Verdict.PASS and (not cand.has_buckets[-1] or estimate is None):
-        return missing_data(name, history, [("candidate", "latency")])
-    n = int(total[-1])
-    return _guard(name, verdict, estimate, bound, log_e, e, p, alpha, n, reason, "p95_seconds")
+    if verdict is not Verdict.FAIL and (analysis.latency_missing or estimate is None):
+        return missing_data(name, latest, [("candidate", "latency")], analysis.latency_missing)
+    counted_above = seq.bound_at_least(bound, les)
+    if not math.isfinite(counted_above):
+        reason += f"; no bucket bound at or above {ms(bound)}: this guard cannot fail"
+    elif counted_above > bound:
+        reason += f" (requests counted above the bucket bound {ms(counted_above)})"
+    now = float(seq.bernoulli_log_e(seq.exceeding(bound, les, total), total[-1], 1.0 - q))
+    leaning = now >= 0.0 and estimate is not None and estimate > bound
+    return _guard(name, verdict, estimate, bound, now, e, p, alpha, total[-1], reason, leaning)
 
 
 def _guard_verdict(e: float, threshold: float, label: str, bound: str) -> tuple[Verdict, str]:
     if e >= threshold:
         return Verdict.FAIL, f"{label} exceeds the SLO {bound}: e-value {e:.3g} >= {threshold:.3g}"
-    return Verdict.PASS, f"{label} within the SLO {bound} (e-value {e:.3g})"
+    return Verdict.NO_REGRESSION, f"{label}: no breach of the SLO {bound} shown (e-value {e:.3g})"
 
 
 def _guard(
@@ -105,13 +109,13 @@ def _guard(
     verdict: Verdict,
     estimate: float | None,
     bound: float,
-    log_e: np.ndarray,
+    now: float,
     e: float,
     p: float,
     alpha: float,
-    n: int,
+    n: float,
     reason: str,
-    effect_name: str,
+    leaning: bool,
 ) -> Comparison:
     return Comparison(
         metric=name,
@@ -119,16 +123,17 @@ def _guard(
         baseline=None,
         candidate=estimate,
         effect=estimate,
-        effect_name=effect_name,
+        effect_name="p95_seconds" if name.endswith("latency_p95") else "error_rate",
         interval=None,
         confidence=None,
         test="one-sample mixture SPRT against the SLO bound",
-        statistic=float(log_e[-1]) if log_e.size else None,
+        statistic=now,
         p_value=p,
         e_value=e,
         threshold=1.0 / alpha,
-        candidate_n=n,
+        candidate_n=int(n),
         reason=reason,
+        leaning=leaning,
         details=(("slo_bound", bound), ("alpha", alpha)),
     )
 
@@ -136,54 +141,36 @@ def _guard(
 # ------------------------------------------------------------------ custom metrics
 
 
-def _value(v: float | None) -> float:
-    return float(v) if v is not None and math.isfinite(v) else math.nan
-
-
 def custom_rule(
-    name: str, metric: CustomMetric, rule: str, history: Sequence[Observation], alpha: float
+    name: str, analysis: Analysis, latest: Observation, policy: Policy, alpha: float
 ) -> Comparison:
-    pairs = []
-    for obs in history:
-        found = next((c for c in obs.custom if c.name == metric.name), None)
-        pairs.append(
-            (_value(found.baseline), _value(found.candidate)) if found else (math.nan, math.nan)
-        )
-    values = np.array(pairs, dtype=np.float64).reshape(-1, 2)
-    base, cand = values[:, 0], values[:, 1]
-    increase_bad = metric.direction is Direction.INCREASE_IS_BAD
-    if rule == "relative":
+    metric_name, _, rule = name.removeprefix("custom:").partition(":")
+    metric = next(m for m in policy.custom_metrics if m.name == metric_name)
+    tally = next(t for t in analysis.custom if t.name == name)
+    if rule:
+        chosen = metric.max_value if rule == "max_value" else metric.min_value
+        bound_text = f"{'max' if rule == 'max_value' else 'min'} {float(chosen or 0.0):g}"
+        needed = [("candidate", f"custom:{metric.name}")]
+    else:
         change = float(metric.max_relative_change or 0.0)
-        sign = 1.0 if increase_bad else -1.0
-        limit = base + sign * np.abs(base) * change
-        valid = np.isfinite(base) & np.isfinite(cand)
-        worse = np.where(increase_bad, cand > limit, cand < limit) & valid
+        sign = 1.0 if metric.direction is Direction.INCREASE_IS_BAD else -1.0
         bound_text = f"baseline {signed_pct(sign * change)}"
         needed = [("baseline", f"custom:{metric.name}"), ("candidate", f"custom:{metric.name}")]
-        latest_ok = bool(valid[-1])
-    else:
-        chosen = metric.max_value if rule == "max_value" else metric.min_value
-        limit_value = float(chosen if chosen is not None else 0.0)
-        valid = np.isfinite(cand)
-        worse = (cand > limit_value if rule == "max_value" else cand < limit_value) & valid
-        bound_text = f"{'max' if rule == 'max_value' else 'min'} {limit_value:g}"
-        needed = [("candidate", f"custom:{metric.name}")]
-        latest_ok = bool(valid[-1])
-    log_e = seq.sign_test_log_e(worse, valid)
-    e, p = max_e(log_e)
+    e, p = e_value(analysis.peak(name))
     threshold = 1.0 / alpha
-    mean_b = float(np.nanmean(base)) if np.isfinite(base).any() else None
-    mean_c = float(np.nanmean(cand)) if np.isfinite(cand).any() else None
-    counts = f"{int(worse.sum())} of {int(valid.sum())} intervals worse than {bound_text}"
+    mean_b = tally.baseline_sum / tally.baseline_n if tally.baseline_n else None
+    mean_c = tally.candidate_sum / tally.candidate_n if tally.candidate_n else None
+    counts = f"{int(tally.worse)} of {int(tally.valid)} intervals worse than {bound_text}"
     if e >= threshold:
         verdict = Verdict.FAIL
         reason = f"{metric.name}: {counts}: e-value {e:.3g} >= {threshold:.3g}"
-    elif not latest_ok:
-        return missing_data(name, history, needed)
+    elif not tally.latest_valid:
+        return missing_data(name, latest, needed)
     else:
-        verdict = Verdict.PASS
+        verdict = Verdict.NO_REGRESSION
         reason = f"{metric.name}: {counts} (e-value {e:.3g})"
     effect = mean_c / mean_b if mean_b and mean_c is not None else None
+    now = float(seq.bernoulli_log_e(tally.worse, tally.valid, 0.5))
     return Comparison(
         metric=name,
         verdict=verdict,
@@ -194,12 +181,13 @@ def custom_rule(
         interval=None,
         confidence=None,
         test="sequential sign test over intervals (mixture SPRT, p0 = 1/2)",
-        statistic=float(log_e[-1]),
+        statistic=now,
         p_value=p,
         e_value=e,
         threshold=threshold,
-        baseline_n=int(np.isfinite(base).sum()),
-        candidate_n=int(valid.sum()),
+        baseline_n=int(tally.baseline_n),
+        candidate_n=int(tally.valid),
         reason=reason,
-        details=(("worse_intervals", float(worse.sum())), ("alpha", alpha)),
+        leaning=now >= 0.0 and tally.worse * 2 > tally.valid,
+        details=(("worse_intervals", tally.worse), ("alpha", alpha)),
     )

@@ -1,13 +1,17 @@
-"""The judge: a history of looks and a policy -> per-metric Comparisons -> a Verdict.
+"""The judge: looks and a policy -> per-metric Comparisons -> a look's Verdict.
 
-Every test is anytime-valid (see `sequential.py`), so the driver may call this after
-every look with the whole history and the false-rollback rate over the rollout stays
-at the policy's alpha. Alpha is split evenly (Bonferroni) over the active tests:
-errors, latency, each SLO guard and each custom-metric rule.
+Every test is anytime-valid (see `sequential.py` for the arguments), so the judge may run
+after every look and the false-rollback rate over the whole rollout stays at the policy's
+alpha, split evenly (Bonferroni) over the active tests: errors, latency, each SLO guard and
+each custom-metric rule. `judge_next` folds one look into an `Analysis` (constant cost per
+look); `judge` folds a whole history (the gate, tests).
 
-Rules: FAIL as soon as a test proves a regression (even below the minimum sample);
-otherwise NO_DATA when the latest look lacks a required number; otherwise
-INCONCLUSIVE below `policy.min_requests` per version; otherwise PASS.
+A look's verdict says what is known so far: FAIL as soon as a test shows a regression (even
+below the minimum sample); otherwise NO_DATA when the latest look lacks a required number;
+otherwise INCONCLUSIVE below `policy.min_requests` per version; otherwise NO_REGRESSION:
+"no regression shown yet", never a pass. `Judgement.ready` is what lets a step advance (and
+the gate pass): NO_REGRESSION, and no metric whose evidence leans toward a regression (its
+point estimate beyond the tolerance while its e-value is at least 1).
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import replace
 
+import numpy as np
+
 from rollout.analysis import sequential as seq
 from rollout.analysis import stats
-from rollout.analysis.guards import custom_rule, max_e, missing_data, slo_errors, slo_latency
-from rollout.analysis.history import HistoryArrays, history_arrays
+from rollout.analysis.accumulate import Analysis, accumulate, active_tests, window_alpha
+from rollout.analysis.guards import custom_rule, e_value, missing_data, slo_errors, slo_latency
 from rollout.analysis.judge_text import ms, overall_reason, pct, signed_pct
 from rollout.analysis.observation import Observation
 from rollout.analysis.verdict import Comparison, Judgement, Verdict
@@ -27,77 +33,65 @@ from rollout.spec import Policy
 
 
 def judge(history: Sequence[Observation], policy: Policy, *, details: bool = True) -> Judgement:
-    """Judge the candidate against the baseline over every look so far.
-
-    `details=False` skips the secondary numbers (bootstrap interval, Mann-Whitney,
-    exact rate-ratio interval); the verdict and decision are identical.
-    """
+    """Judge the candidate against the baseline over every look so far."""
     if not history:
         return Judgement(Verdict.NO_DATA, (), None, "no look at the metrics yet")
     if policy.judge.kind == "kayenta":
         from rollout.analysis.kayenta import judge_kayenta  # kayenta imports this module
 
         return judge_kayenta(history, policy, details=details)
-    arrays = history_arrays(history)
+    analysis: Analysis | None = None
+    for observation in history:
+        analysis = accumulate(analysis, observation, policy)
+    assert analysis is not None
+    return evaluate(analysis, history[-1], policy)
+
+
+def judge_next(
+    analysis: Analysis | None, history: Sequence[Observation], policy: Policy
+) -> tuple[Analysis | None, Judgement]:
+    """Fold the newest look (`history[-1]`) into `analysis` and judge; the Kayenta judge has
+    no running state and reads the whole history."""
+    if policy.judge.kind == "kayenta":
+        return None, judge(history, policy)
+    analysis = accumulate(analysis, history[-1], policy)
+    return analysis, evaluate(analysis, history[-1], policy)
+
+
+def evaluate(analysis: Analysis, latest: Observation, policy: Policy) -> Judgement:
     tests = active_tests(policy)
     alpha = policy.alpha / len(tests)
-    comparisons = [_run(name, history, arrays, policy, alpha, details) for name in tests]
-    comparisons = [_gate_sample(c, arrays, policy) for c in comparisons]
-    return combine(comparisons, policy, arrays)
-
-
-def active_tests(policy: Policy) -> list[str]:
-    names = ["error_rate", "latency_p95"]
-    if policy.slo.max_error_rate is not None:
-        names.append("slo:error_rate")
-    if policy.slo.max_latency_seconds is not None:
-        names.append("slo:latency_p95")
-    for metric in policy.custom_metrics:
-        if metric.max_relative_change is not None:
-            names.append(f"custom:{metric.name}")
-        if metric.max_value is not None:
-            names.append(f"custom:{metric.name}:max_value")
-        if metric.min_value is not None:
-            names.append(f"custom:{metric.name}:min_value")
-    return names
+    comparisons = [_run(name, analysis, latest, policy, alpha) for name in tests]
+    comparisons = [_gate_sample(c, analysis, policy) for c in comparisons]
+    return combine(comparisons, policy, analysis.looks)
 
 
 def _run(
-    name: str,
-    history: Sequence[Observation],
-    arrays: HistoryArrays,
-    policy: Policy,
-    alpha: float,
-    details: bool,
+    name: str, analysis: Analysis, latest: Observation, policy: Policy, alpha: float
 ) -> Comparison:
     if name == "error_rate":
-        return _errors(history, arrays, policy, alpha, details)
+        return _errors(analysis, latest, policy, alpha)
     if name == "latency_p95":
-        return _latency(history, arrays, policy, alpha, details)
+        return _latency(analysis, latest, policy, alpha)
     if name == "slo:error_rate":
-        return slo_errors(history, arrays, policy, alpha)
+        return slo_errors(analysis, latest, policy, alpha)
     if name == "slo:latency_p95":
-        return slo_latency(history, arrays, policy, alpha)
-    metric_name, _, rule = name.removeprefix("custom:").partition(":")
-    metric = next(m for m in policy.custom_metrics if m.name == metric_name)
-    return custom_rule(name, metric, rule or "relative", history, alpha)
+        return slo_latency(analysis, latest, policy, alpha)
+    return custom_rule(name, analysis, latest, policy, alpha)
 
 
-# ------------------------------------------------------------------ helpers
-
-
-def _gate_sample(comparison: Comparison, arrays: HistoryArrays, policy: Policy) -> Comparison:
-    """Below the minimum sample a PASS becomes INCONCLUSIVE (a FAIL stands)."""
-    if comparison.verdict is not Verdict.PASS:
+def _gate_sample(comparison: Comparison, analysis: Analysis, policy: Policy) -> Comparison:
+    """Below the minimum sample "no regression yet" becomes INCONCLUSIVE (a FAIL stands)."""
+    if comparison.verdict is not Verdict.NO_REGRESSION:
         return comparison
-    base_n, cand_n = arrays.baseline.total_requests, arrays.candidate.total_requests
+    base_n, cand_n = analysis.baseline.requests, analysis.candidate.requests
     if min(base_n, cand_n) >= policy.min_requests:
         return comparison
     short = "candidate" if cand_n < base_n else "baseline"
     have = int(min(base_n, cand_n))
     reason = (
         f"too little data: {short} has {have} of the {policy.min_requests} requests "
-        f"needed before a pass; {comparison.reason}"
+        f"needed before a step may pass; {comparison.reason}"
     )
     return replace(comparison, verdict=Verdict.INCONCLUSIVE, reason=reason)
 
@@ -105,49 +99,30 @@ def _gate_sample(comparison: Comparison, arrays: HistoryArrays, policy: Policy) 
 # ------------------------------------------------------------------ errors
 
 
-def _errors(
-    history: Sequence[Observation],
-    arrays: HistoryArrays,
-    policy: Policy,
-    alpha: float,
-    details: bool,
-) -> Comparison:
+def _errors(analysis: Analysis, latest: Observation, policy: Policy, alpha: float) -> Comparison:
     name = "error_rate"
-    latest = len(history) - 1
-    base, cand = arrays.baseline, arrays.candidate
+    base, cand = analysis.baseline, analysis.candidate
     missing = [
-        (version, "requests")
-        for version, series in (("baseline", base), ("candidate", cand))
-        if not series.has_requests[latest]
+        (role, "requests")
+        for role, counts in (("baseline", latest.baseline), ("candidate", latest.candidate))
+        if counts.requests is None
     ]
-    log_e = seq.error_rate_log_e(
-        cand.errors, base.errors, cand.requests, base.requests, policy.errors.max_increase
-    )
-    e, p = max_e(log_e)
+    rhos = seq.rho_grid(policy)
+    up = np.asarray(analysis.errors_up) if analysis.errors_up else None
+    now = seq.mixture_log_e(up[seq.rho_index(policy)]) if up is not None else 0.0
+    peak = analysis.peak(name)
+    e, p = e_value(peak)
     threshold = 1.0 / alpha
-    n_b, n_c = base.total_requests, cand.total_requests
-    rate_b = float(base.errors.sum()) / n_b if n_b > 0 else None
-    rate_c = float(cand.errors.sum()) / n_c if n_c > 0 else None
-    ratio = rate_c / rate_b if rate_b and rate_c is not None else None
+    confidence = 1.0 - alpha
     interval = None
-    confidence = 1.0 - policy.alpha
-    if details and n_b + n_c > 0:
-        interval = stats.rate_ratio_interval(
-            float(cand.errors.sum()),
-            float(cand.errors.sum() + base.errors.sum()),
-            n_c / (n_b + n_c),
-            confidence,
+    if up is not None:
+        interval = seq.ratio_interval(
+            up, np.asarray(analysis.errors_down), rhos, math.log(threshold)
         )
-    extra: list[tuple[str, float]] = [
-        ("rate_ratio_null", 1.0 + policy.errors.max_increase),
-        ("baseline_errors", float(base.errors.sum())),
-        ("candidate_errors", float(cand.errors.sum())),
-        ("looks", float(len(history))),
-        ("alpha", alpha),
-    ]
-    no_error_series = [
-        v for v, s in (("baseline", base), ("candidate", cand)) if not s.has_errors[latest]
-    ]
+    rate_b = base.errors / base.requests if base.requests > 0 else None
+    rate_c = cand.errors / cand.requests if cand.requests > 0 else None
+    ratio = rate_c / rate_b if rate_b and rate_c is not None else None
+    null = 1.0 + policy.errors.max_increase
     change = _rate_change(rate_b, rate_c, ratio, interval, confidence)
     allowed = f"+{policy.errors.max_increase:.0%}"
     if e >= threshold:
@@ -157,12 +132,18 @@ def _errors(
             f"e-value {e:.3g} >= {threshold:.3g}"
         )
     elif missing:
-        return missing_data(name, history, missing)
+        return missing_data(name, latest, missing)
     else:
-        verdict = Verdict.PASS
-        reason = f"error rate {change}: no rise beyond {allowed} shown (e-value {e:.3g})"
+        verdict = Verdict.NO_REGRESSION
+        reason = f"error rate {change}: no rise beyond {allowed} shown yet (e-value {e:.3g})"
+        no_error_series = [
+            role
+            for role, counts in (("baseline", latest.baseline), ("candidate", latest.candidate))
+            if counts.errors is None
+        ]
         if no_error_series:
             reason += f"; no error series for {' and '.join(no_error_series)}, counted as 0"
+    leaning = now >= 0.0 and rate_c is not None and rate_b is not None and rate_c > null * rate_b
     return Comparison(
         metric=name,
         verdict=verdict,
@@ -172,15 +153,25 @@ def _errors(
         effect_name="error_rate_ratio",
         interval=interval,
         confidence=confidence if interval else None,
-        test="mixture SPRT on the conditional binomial (candidate's share of errors)",
-        statistic=float(log_e[-1]),
+        test=(
+            "mixture SPRT on the conditional binomial (candidate's share of errors); "
+            "the interval is its confidence sequence"
+        ),
+        statistic=now,
         p_value=p,
         e_value=e,
         threshold=threshold,
-        baseline_n=int(n_b),
-        candidate_n=int(n_c),
+        baseline_n=int(base.requests),
+        candidate_n=int(cand.requests),
         reason=reason,
-        details=tuple(extra),
+        leaning=leaning,
+        details=(
+            ("rate_ratio_null", null),
+            ("baseline_errors", base.errors),
+            ("candidate_errors", cand.errors),
+            ("looks", float(analysis.looks)),
+            ("alpha", alpha),
+        ),
     )
 
 
@@ -195,66 +186,74 @@ def _rate_change(
     if ratio is not None:
         text += f" (x{ratio:.2f}"
         if interval:
-            text += f", {confidence:.0%} CI {interval[0]:.2f}-{interval[1]:.2f}"
+            low, high = _ratio_text(interval[0]), _ratio_text(interval[1])
+            text += f", {percent(confidence)} CS {low}-{high}"
         text += ")"
     return text
+
+
+def percent(confidence: float) -> str:
+    """99.5%, 99.75%: a confidence level with the digits it has."""
+    return f"{confidence * 100:.4g}%"
+
+
+def _ratio_text(value: float) -> str:
+    return "inf" if math.isinf(value) else f"{value:.2f}"
 
 
 # ------------------------------------------------------------------ latency
 
 
-def _latency(
-    history: Sequence[Observation],
-    arrays: HistoryArrays,
-    policy: Policy,
-    alpha: float,
-    details: bool,
-) -> Comparison:
+def _latency(analysis: Analysis, latest: Observation, policy: Policy, alpha: float) -> Comparison:
     name = "latency_p95"
     q, r = policy.latency.quantile, policy.latency.max_regression
-    latest = len(history) - 1
-    base, cand, les = arrays.baseline, arrays.candidate, arrays.les
-    missing = [
-        (version, "latency")
-        for version, series in (("baseline", base), ("candidate", cand))
-        if not series.has_buckets[latest]
-    ]
-    threshold = 1.0 / alpha
-    if les.size < 2:
-        return missing_data(name, history, missing or [("both versions", "latency")])
-    base_total, cand_total = base.buckets.sum(axis=0), cand.buckets.sum(axis=0)
+    if not analysis.les or not analysis.baseline.buckets:
+        reason = analysis.latency_missing or "no latency histogram yet"
+        return missing_data(name, latest, [("both versions", "latency")], reason)
+    les = np.asarray(analysis.les)
+    base_total = np.asarray(analysis.baseline.buckets)
+    cand_total = np.asarray(analysis.candidate.buckets)
     p_b = stats.histogram_quantile(q, les, base_total)
     p_c = stats.histogram_quantile(q, les, cand_total)
-    log_e, tau, base_threshold = seq.latency_log_e(q, r, les, base.buckets, cand.buckets)
-    e, p = max_e(log_e)
     ratio = p_c / p_b if math.isfinite(p_b) and p_b > 0 and math.isfinite(p_c) else None
-    confidence = 1.0 - policy.alpha
-    extra: list[tuple[str, float]] = [
-        ("quantile", q),
-        ("baseline_threshold_s", float(base_threshold[-1])),
-        ("candidate_threshold_s", float(tau[-1])),
-        ("looks", float(len(history))),
-        ("alpha", alpha),
-    ]
-    interval = None
-    if details:
-        boot = stats.bootstrap_quantile_ratio(q, les, base_total, cand_total, confidence)
-        if boot is not None:
-            interval = (boot.low, boot.high)
-            extra.append(("bootstrap_resamples", float(boot.resamples)))
-        mw = stats.binned_mann_whitney(base_total, cand_total)
-        if mw is not None:
-            extra += [("mann_whitney_u", mw.u), ("mann_whitney_z", mw.z)]
-            extra += [("mann_whitney_p", mw.p_value), ("mann_whitney_cles", mw.cles)]
-    change = _p95_change(p_b, p_c, ratio, interval, confidence, int(q * 100))
+    w_alpha = window_alpha(policy)
+    low_b, up_b = seq.quantile_bounds(q, les, base_total, w_alpha)
+    low_c, up_c = seq.quantile_bounds(q, les, cand_total, w_alpha)
+    interval = (
+        low_c / up_b if low_c > 0 and up_b > 0 else 0.0,
+        up_c / low_b if low_b > 0 and math.isfinite(up_c) else math.inf,
+    )
+    confidence = 1.0 - 4.0 * w_alpha  # both versions' windows, both sides
+    llr = np.asarray(analysis.latency_llr) if analysis.latency_llr else np.zeros((0, 1))
+    now = seq.window_log_e(llr, analysis.window, les)
+    e, p = e_value(analysis.peak(name))
+    threshold = 2.0 / alpha
+    window = analysis.window
+    resolution = window.resolution
+    level = round(q * 100)
+    change = _p95_change(p_b, p_c, ratio, interval, confidence, level)
     if e >= threshold:
         verdict = Verdict.FAIL
         reason = f"{change} exceeds the allowed +{r:.0%}: e-value {e:.3g} >= {threshold:.3g}"
-    elif missing or not (math.isfinite(p_b) and math.isfinite(p_c)):
-        return missing_data(name, history, missing or [("a version", "latency")])
+    elif interval[0] > 1.0 + r:
+        verdict = Verdict.FAIL
+        reason = (
+            f"{change} exceeds the allowed +{r:.0%}: the candidate's P{level} is above "
+            f"{ms(low_c)} and the baseline's at most {ms(up_b)}"
+        )
+    elif analysis.latency_missing:
+        roles = [
+            (role, "latency")
+            for role, counts in (("baseline", latest.baseline), ("candidate", latest.candidate))
+            if counts.buckets is None
+        ]
+        return missing_data(
+            name, latest, roles or [("a version", "latency")], analysis.latency_missing
+        )
     else:
-        verdict = Verdict.PASS
-        reason = f"{change}: no regression beyond +{r:.0%} shown (e-value {e:.3g})"
+        verdict = Verdict.NO_REGRESSION
+        reason = f"{change}: no regression beyond +{r:.0%} shown yet (e-value {e:.3g})"
+    reason += "; " + resolution_text(window, r, level)
     return Comparison(
         metric=name,
         verdict=verdict,
@@ -263,48 +262,94 @@ def _latency(
         effect=ratio,
         effect_name="p95_ratio",
         interval=interval,
-        confidence=confidence if interval else None,
+        confidence=confidence,
         test=(
-            "mixture SPRT on matched tails: the candidate's share of requests above "
-            "(1+r) x the baseline's P95 vs the baseline's above its P95 (interpolated buckets)"
+            "mixture SPRT on matched tails at exact bucket bounds: the candidate's share of "
+            "requests above a bound >= (1+r) x the baseline's P95 vs the baseline's above a "
+            "bound below it; the interval is a confidence sequence from both versions' buckets"
         ),
-        statistic=float(log_e[-1]),
+        statistic=now,
         p_value=p,
         e_value=e,
         threshold=threshold,
         baseline_n=int(base_total[-1]),
         candidate_n=int(cand_total[-1]),
         reason=reason,
-        details=tuple(extra),
+        leaning=ratio is not None and ratio > 1.0 + r and _estimate_log_e(llr, les, p_b) >= 0.0,
+        details=(
+            ("quantile", q),
+            ("baseline_p95_above_s", window.lower),
+            ("baseline_p95_at_most_s", window.upper),
+            ("candidate_compared_above_s", window.candidate_above),
+            ("resolution", resolution),
+            ("looks", float(analysis.looks)),
+            ("alpha", alpha),
+        ),
     )
+
+
+def _estimate_log_e(llr: np.ndarray, les: np.ndarray, p_b: float) -> float:
+    """The matched-tail log e-value for the bucket holding the baseline's estimated P95: the
+    evidence as it leans, without the window's caution (for holding a step, never failing)."""
+    k = int(np.searchsorted(les, p_b)) - 1 if math.isfinite(p_b) else -1
+    if not 0 <= k < llr.shape[0]:
+        return 0.0
+    return seq.mixture_log_e(llr[k])
+
+
+def resolution_text(window: seq.Window, r: float, level: int) -> str:
+    """What the buckets can show, in words: the report says it, never guesses past it."""
+    if not math.isfinite(window.lower) or not math.isfinite(window.upper):
+        return f"the buckets do not place the baseline's P{level} yet"
+    if not math.isfinite(window.candidate_above):
+        return (
+            f"no bucket bound at or above {ms((1 + r) * window.upper)}: no regression can be "
+            "shown with these buckets; add bounds above the P95"
+        )
+    text = (
+        f"baseline P{level} in ({ms(window.lower)}, {ms(window.upper)}], candidate compared "
+        f"above {ms(window.candidate_above)}: regressions under {signed_pct(window.resolution)} "
+        "cannot be shown with these buckets"
+    )
+    if window.resolution > 2 * r:
+        text += " (add bounds every 2-5% around the P95, e.g. the instrumentation kit's)"
+    return text
 
 
 def _p95_change(
     p_b: float,
     p_c: float,
     ratio: float | None,
-    interval: tuple[float, float] | None,
+    interval: tuple[float, float],
     confidence: float,
     level: int,
 ) -> str:
     text = f"candidate P{level} {ms(p_c)} vs baseline {ms(p_b)}"
     if ratio is not None:
+        low, high = interval
         text += f" (x{ratio:.2f}, {signed_pct(ratio - 1.0)}"
-        if interval:
-            text += f", {confidence:.0%} CI {interval[0]:.2f}-{interval[1]:.2f}"
-        text += ")"
+        text += f", {percent(confidence)} CS {low:.2f}-{_ratio_text(high)})"
     return text
 
 
 # ------------------------------------------------------------------ overall
 
 
-def combine(comparisons: list[Comparison], policy: Policy, arrays: HistoryArrays) -> Judgement:
-    """FAIL if any FAILs; else NO_DATA if any lacks data; else INCONCLUSIVE; else PASS."""
+def combine(comparisons: list[Comparison], policy: Policy, looks: int) -> Judgement:
+    """FAIL if any FAILs; else NO_DATA if any lacks data; else INCONCLUSIVE; else NO_REGRESSION,
+    ready unless a metric leans toward a regression."""
     for verdict in (Verdict.FAIL, Verdict.NO_DATA, Verdict.INCONCLUSIVE):
         hits = [c for c in comparisons if c.verdict is verdict]
         if hits:
             decider = max(hits, key=lambda c: (c.e_value or 0.0) / (c.threshold or 1.0))
             return Judgement(verdict, tuple(comparisons), decider.metric, decider.reason)
-    reason = overall_reason(comparisons, policy.alpha, arrays.looks)
-    return Judgement(Verdict.PASS, tuple(comparisons), None, reason)
+    leaning = [c for c in comparisons if c.leaning]
+    if leaning:
+        names = ", ".join(c.metric for c in leaning)
+        reason = (
+            f"no regression shown yet, but the evidence leans toward one ({names}: the estimate "
+            f"is beyond the tolerance and the e-value above 1): holding; {leaning[0].reason}"
+        )
+        return Judgement(Verdict.NO_REGRESSION, tuple(comparisons), leaning[0].metric, reason)
+    reason = overall_reason(comparisons, policy.alpha, looks)
+    return Judgement(Verdict.NO_REGRESSION, tuple(comparisons), None, reason, ready=True)

@@ -421,7 +421,7 @@ def judge_kayenta(
 
 def _comparison(name: str, result: KayentaClassification, conf_level: float) -> Comparison:
     verdict = {
-        "Pass": Verdict.PASS,
+        "Pass": Verdict.NO_REGRESSION,
         "High": Verdict.FAIL,
         "Low": Verdict.FAIL,
         "Nodata": Verdict.NO_DATA,
@@ -471,7 +471,7 @@ def _verdict(
         verdict = Verdict.INCONCLUSIVE
         why = f"too little data: {int(low_sample)} of {policy.min_requests} requests per version"
     else:
-        verdict, why = Verdict.PASS, f"at or above the pass score {config.pass_score:g}"
+        verdict, why = Verdict.NO_REGRESSION, f"at or above the pass score {config.pass_score:g}"
     reason = f"Kayenta score {score:.0f} ({group_text}) {why}; {labels}"
     score_comparison = Comparison(
         metric="kayenta:score",
@@ -490,4 +490,5 @@ def _verdict(
         reason=reason,
         details=(("marginal_score", config.marginal_score), ("pass_score", config.pass_score)),
     )
-    return Judgement(verdict, (*comparisons, score_comparison), "kayenta:score", reason)
+    ready = verdict is Verdict.NO_REGRESSION
+    return Judgement(verdict, (*comparisons, score_comparison), "kayenta:score", reason, ready)

@@ -1,32 +1,76 @@
-"""Anytime-valid tests as pure functions on arrays of per-interval counts.
+"""Anytime-valid tests as pure functions on counts; the argument for each is written here.
 
-Each function returns the log e-value after every look (index t: looks 0..t).
-An e-process E_t is a non-negative process with E[E_tau] <= 1 at any stopping
-time under the null, so by Ville's inequality P(sup_t E_t >= 1/a) <= a: the
-false-rejection rate stays at a however often one looks. All tests here are
-mixtures over a fixed grid of alternatives of likelihood ratios that are test
-supermartingales for a one-sided composite null (a monotone likelihood-ratio
-family evaluated under any parameter on the null side has expectation <= 1),
-and a fixed mixture of test supermartingales is one too.
+An e-process E_t is non-negative with E[E_tau] <= 1 at any stopping time under the null, so
+by Ville's inequality P(sup_t E_t >= 1/a) <= a: the false-rejection rate stays at `a` however
+often one looks. Every test here is a fixed mixture, over a grid of alternatives, of likelihood
+ratios that are test supermartingales for a one-sided null (a monotone likelihood-ratio family
+evaluated anywhere on the null side has expectation <= 1); a fixed mixture of test
+supermartingales is one too. The statistics are sums of per-look log likelihood ratios, so the
+judge folds one look in at a time (`accumulate.py`) and never recomputes the past.
 
-The benchmark may call these directly; `judge()` is built on them.
+Errors (`rate_ratio_llr`). Conditional on a look's total errors E_t, the candidate's errors are
+Binomial(E_t, p(rho)), p(rho) = rho s / (rho s + 1 - s), s the candidate's share of the look's
+requests, rho the ratio of error rates (exact for Poisson errors; for binomial errors at the
+null the conditional law is hypergeometric, dominated in convex order by that binomial, so
+the test stays conservative). p increases with rho, so each alternative rho > rho0 gives a
+test supermartingale for rho <= rho0; looks without errors contribute a factor 1. Kept for a
+grid of rho0 (`rho_grid`), both directions, which inverts to a confidence sequence for rho
+that agrees with the test: the test rejects exactly when the sequence's lower end passes the
+null ratio 1 + maxIncrease.
+
+Latency, shape-free (`quantile_window`, `matched_tail_llr`). Null: the candidate's q-quantile
+Q_c <= (1 + r) Q_b, for any latency distributions. Only exact cumulative bucket counts at the
+histogram's bounds are used, never a count inside a bucket. With F the cumulative distribution
+function, Q = inf{x : F(x) >= q}, so for any bound l: F(l) < q implies l < Q, and F(l) >= q
+implies l >= Q.
+
+1. Window. Before look t, from the baseline's looks < t only (predictable), `lower` is the
+   largest bound where a mixture e-process for "F_b(l) >= q" has reached 1/a_w (evidence that
+   F_b(l) < q) and `upper` the smallest bound where one for "F_b(l) <= q" has (evidence that
+   F_b(l) >= q). Let l* be the smallest bound with F_b(l*) >= q: any bound at or above it has at
+   least l*'s count at or below it, so it is named `lower` only if l*'s own e-process crossed;
+   likewise for `upper` and the largest bound with F_b < q. So with probability >= 1 - 2 a_w,
+   simultaneously for every look, lower < Q_b <= upper. No union over the bounds is needed.
+2. Matched tails. `candidate_above` is the smallest bound c >= (1 + r) x upper. When the window
+   holds and H0 holds: c >= (1 + r) Q_b >= Q_c, so S_c(c) = 1 - F_c(c) <= 1 - q; and
+   S_b(lower) > 1 - q. Hence S_c(c) < S_b(lower): a candidate request lands above c less often
+   than a baseline request lands above `lower`. Conditional on the look's total of such "slow"
+   requests, the candidate's share is the binomial question of the error test with rho0 = 1.
+   Let E' be the e-process whose look-t factor is replaced by 1 where the window misses Q_b (a
+   predictable event): E' is a test supermartingale under H0, and E = E' whenever the window
+   never misses, so P(sup E >= 1/a_e) <= 2 a_w + a_e.
+3. The reported interval of the quantile ratio is built the same way from both versions'
+   windows (looks <= t): Q_c in (lower_c, upper_c], Q_b in (lower_b, upper_b], so the ratio is in
+   (lower_c / upper_b, upper_c / lower_b) with probability >= 1 - 4 a_w at every look. When its
+   lower end passes 1 + r, the regression is shown: the judge fails the candidate then too.
+   With a_w = a / 8 and a_e = a / 2 the latency test's false-rollback rate is at most a.
+
+Both versions are compared within the same look, so drift that moves both (diurnal load) moves
+both tails: an A/A candidate can never be failed by step 2, whatever the window (c >= lower).
+What the buckets cannot resolve stays unresolved: a candidate whose quantile is at most c is
+never shown regressed, so the smallest regression the test can show is c / lower - 1
+(`Resolution`, said in every report).
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit, logit
 
-from rollout.analysis.stats import count_above, rank_values
+from rollout.spec import Policy
 
 FloatArray = NDArray[np.float64]
 
-# Alternatives of the Bernoulli mixture, in log-odds above the null: from barely
-# above (fine resolution once much data has accrued) to large jumps (few data).
+# Alternatives of the Bernoulli mixture, in log-odds above the null.
 LOG_ODDS_STEPS = np.geomspace(0.02, 4.0, 16)
-# Alternatives of the error-rate test: rate ratio over the null ratio rho0.
-RATE_RATIO_STEPS = np.geomspace(1.1, 30.0, 14)
+# Alternatives of the ratio tests: ratio over the null ratio rho0.
+RATE_RATIO_STEPS = np.geomspace(1.1, 10.0, 12)
+# Null ratios whose e-processes are kept: the error-rate ratio's confidence sequence.
+_RHO_POINTS = np.geomspace(1.0 / 16.0, 16.0, 17)
 
 
 def _log_mean_exp(log_terms: FloatArray) -> FloatArray:
@@ -36,116 +80,191 @@ def _log_mean_exp(log_terms: FloatArray) -> FloatArray:
     return out
 
 
-def _bernoulli_slopes(p0: float) -> tuple[FloatArray, FloatArray]:
-    """Per alternative: log-LR of one failure, and the extra log-LR of a success."""
-    alt = expit(logit(p0) + LOG_ODDS_STEPS)
-    per_failure: FloatArray = np.log((1.0 - alt) / (1.0 - p0))
-    return per_failure, LOG_ODDS_STEPS  # log(alt/p0) - per_failure = logit(alt) - logit(p0)
+def mixture_log_e(llr: ArrayLike) -> float:
+    """log e-value of an equal-weight mixture, from each alternative's log likelihood ratio."""
+    return float(_log_mean_exp(np.asarray(llr, dtype=np.float64)))
 
 
 def bernoulli_log_e(successes: ArrayLike, trials: ArrayLike, p0: float) -> FloatArray:
-    """log e-value of H0: p <= p0 from cumulative counts (any shape, fractional ok).
-
-    Fractional successes come from interpolated tail counts: each request
-    contributes a value in [0, 1] with mean <= p0 under H0, and because the
-    likelihood ratio is convex in that value its expectation is still <= 1.
-    """
+    """log e-value of H0: p <= p0 from cumulative counts (any array shape)."""
     k = np.asarray(successes, dtype=np.float64)[..., None]
     n = np.asarray(trials, dtype=np.float64)[..., None]
-    per_failure, per_success = _bernoulli_slopes(p0)
-    return _log_mean_exp(n * per_failure + k * per_success)
+    alt = expit(logit(p0) + LOG_ODDS_STEPS)
+    per_failure = np.log((1.0 - alt) / (1.0 - p0))
+    return _log_mean_exp(n * per_failure + k * LOG_ODDS_STEPS)
 
 
-def error_rate_log_e(
-    candidate_errors: ArrayLike,
-    baseline_errors: ArrayLike,
-    candidate_requests: ArrayLike,
-    baseline_requests: ArrayLike,
-    max_increase: float = 0.0,
+# ---------------------------------------------------------------------------- errors
+
+
+def rho_grid(policy: Policy) -> FloatArray:
+    """Null ratios kept for the error rate: the policy's null and a log-spaced grid."""
+    return np.unique(np.append(_RHO_POINTS, 1.0 + policy.errors.max_increase))
+
+
+def rho_index(policy: Policy) -> int:
+    return int(np.searchsorted(rho_grid(policy), 1.0 + policy.errors.max_increase))
+
+
+def _share_llr(
+    x: ArrayLike, total: ArrayLike, share: float, rho0: FloatArray, rho: FloatArray
 ) -> FloatArray:
-    """log e-value after each interval of H0: candidate error rate <= (1 + max_increase)
-    x baseline's, from per-interval (not cumulative) counts.
-
-    Conditional on an interval's total errors E_t, the candidate's errors are
-    Binomial(E_t, p(rho)) with p(rho) = rho s / (rho s + 1 - s), s the candidate's
-    share of the interval's requests (exact for Poisson errors; for binomial
-    errors at rho = 1 the conditional law is hypergeometric, which is dominated in
-    convex order by that binomial, so the test stays conservative). p is
-    increasing in rho, so each rho > rho0 gives a test supermartingale for
-    rho <= rho0; intervals without errors contribute a factor 1.
-    """
-    x = np.asarray(candidate_errors, dtype=np.float64)
-    e_total = x + np.asarray(baseline_errors, dtype=np.float64)
-    n_c = np.asarray(candidate_requests, dtype=np.float64)
-    n_b = np.asarray(baseline_requests, dtype=np.float64)
-    n = n_c + n_b
-    share = np.divide(n_c, n, out=np.zeros_like(n_c), where=n > 0)
-    informative = (share > 0) & (share < 1) & (e_total > 0)
-    s = np.where(informative, share, 0.5)[None, :]
-    rho0 = 1.0 + max_increase
-    rho = (rho0 * RATE_RATIO_STEPS)[:, None]
-    p_alt = rho * s / (rho * s + 1.0 - s)
-    p_null = rho0 * s / (rho0 * s + 1.0 - s)
-    log_lr = x * np.log(p_alt / p_null) + (e_total - x) * np.log((1 - p_alt) / (1 - p_null))
-    log_lr = np.where(informative[None, :], log_lr, 0.0)
-    return _log_mean_exp(np.cumsum(log_lr, axis=1).T)
+    """log LR of `x` of `total` events being the candidate's, alternative rho vs null rho0."""
+    p_alt = rho * share / (rho * share + 1.0 - share)
+    p_null = rho0 * share / (rho0 * share + 1.0 - share)
+    k, n = np.asarray(x, dtype=np.float64), np.asarray(total, dtype=np.float64)
+    out: FloatArray = k * np.log(p_alt / p_null) + (n - k) * np.log((1 - p_alt) / (1 - p_null))
+    return out
 
 
-def latency_log_e(
-    q: float,
-    max_regression: float,
-    les: FloatArray,
-    baseline_counts: FloatArray,
-    candidate_counts: FloatArray,
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Test of H0: candidate q-quantile <= (1 + max_regression) x baseline's.
+def rate_ratio_llr(
+    up: FloatArray | None,
+    down: FloatArray | None,
+    candidate_events: float,
+    baseline_events: float,
+    candidate_n: float,
+    baseline_n: float,
+    rhos: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
+    """Add one look to the log-LRs of "ratio <= rho0" (up) and ">= rho0" (down), per rho0
+    in `rhos` (rows) and alternative (columns)."""
+    shape = (rhos.size, RATE_RATIO_STEPS.size)
+    up = np.zeros(shape) if up is None else up
+    down = np.zeros(shape) if down is None else down
+    total = candidate_events + baseline_events
+    n = candidate_n + baseline_n
+    if total <= 0 or candidate_n <= 0 or baseline_n <= 0:
+        return up, down
+    share = candidate_n / n
+    rho0 = rhos[:, None]
+    up = up + _share_llr(candidate_events, total, share, rho0, rho0 * RATE_RATIO_STEPS[None, :])
+    down = down + _share_llr(candidate_events, total, share, rho0, rho0 / RATE_RATIO_STEPS[None, :])
+    return up, down
 
-    Inputs are per-interval histograms (T, B) on common bounds `les`. Returns
-    (log e-value, candidate threshold tau, baseline threshold) after each look;
-    reject when the log e-value reaches log(1 / alpha).
 
-    A matched-tail comparison: before look t, the baseline's q-quantile estimate
-    x_t from looks < t (predictable) sets two thresholds, x_t for the baseline and
-    tau_t = (1 + r) x_t for the candidate. In look t each version's requests above
-    its threshold are its "slow" requests. Under H0 a candidate request is above
-    tau_t no more often than a baseline request is above x_t (exactly so when the
-    candidate is the baseline scaled by at most 1 + r, and to first order around
-    the quantile otherwise), so conditional on the look's slow total the
-    candidate's share is the binomial question of `error_rate_log_e`. Comparing
-    both versions in the same look accounts for the baseline's own sampling noise
-    and cancels drift that moves both versions (diurnal load): no baseline bound,
-    no pooling over time.
-    """
-    base_cum = np.cumsum(baseline_counts, axis=0)
-    prior = np.vstack((np.zeros((1, base_cum.shape[1])), base_cum[:-1]))
-    ranks = q * prior[:, -1]
-    baseline_threshold = np.where(prior[:, -1] > 0, rank_values(ranks, les, prior), np.inf)
-    tau = (1.0 + max_regression) * baseline_threshold
-    usable = np.isfinite(baseline_threshold)
-    slow_b = np.where(
-        usable, count_above(np.where(usable, baseline_threshold, 0.0), les, baseline_counts), 0.0
+def ratio_interval(
+    up: FloatArray, down: FloatArray, rhos: FloatArray, log_threshold: float
+) -> tuple[float, float]:
+    """The error-rate ratio's confidence sequence at this look, on the grid of `rhos`:
+    (largest rho0 rejected from below, smallest rho0 rejected from above)."""
+    rejected_low = _log_mean_exp(up) >= log_threshold
+    rejected_high = _log_mean_exp(down) >= log_threshold
+    low = float(rhos[rejected_low].max()) if rejected_low.any() else 0.0
+    high = float(rhos[rejected_high].min()) if rejected_high.any() else math.inf
+    return low, high
+
+
+# ---------------------------------------------------------------------------- latency
+
+
+def quantile_bounds(
+    q: float, les: FloatArray, cumulative: FloatArray, alpha_side: float
+) -> tuple[float, float]:
+    """Bounds (lower, upper) with lower < Q <= upper shown at `alpha_side` each (see the
+    module docstring, step 1); NaN where no bound is shown. `cumulative`: counts at `les`."""
+    if cumulative.size == 0 or cumulative[-1] <= 0:
+        return math.nan, math.nan
+    finite = les[:-1]
+    n = float(cumulative[-1])
+    below = cumulative[:-1]
+    need = math.log(1.0 / alpha_side)
+    shown_below = bernoulli_log_e(n - below, n, 1.0 - q) >= need  # F(l) < q
+    shown_above = bernoulli_log_e(below, n, q) >= need  # F(l) >= q
+    lower = float(finite[shown_below].max()) if shown_below.any() else math.nan
+    upper = float(finite[shown_above].min()) if shown_above.any() else math.nan
+    if math.isfinite(lower) and math.isfinite(upper) and lower >= upper:
+        return math.nan, math.nan  # contradictory evidence: say nothing
+    return lower, upper
+
+
+def bound_at_least(value: float, les: FloatArray) -> float:
+    """The smallest finite bound >= value (NaN when none). Bounds within 0.01% count as equal:
+    exposition formats print bounds rounded, and 1.2 x a bound of a geometric ladder must
+    land on the ladder's bound 8 steps up, not one past it."""
+    finite = les[:-1]
+    hits = finite[finite >= value * (1.0 - 1e-4)]
+    return float(hits.min()) if hits.size and math.isfinite(value) else math.nan
+
+
+@dataclass(frozen=True)
+class Window:
+    """Where the baseline's quantile lies before a look, at bucket resolution (step 1), and
+    the candidate's matched threshold (step 2). NaN where the data cannot say yet."""
+
+    lower: float = math.nan  # the baseline's quantile is shown to be above this bound
+    upper: float = math.nan  # ... and at or below this one
+    candidate_above: float = math.nan  # the smallest bound >= (1 + r) x upper
+
+    @property
+    def resolution(self) -> float:
+        """The smallest P95 rise the matched tails can show: candidate_above / lower - 1."""
+        return self.candidate_above / self.lower - 1.0 if self.lower > 0 else math.nan
+
+
+def quantile_window(
+    q: float, r: float, les: FloatArray, cumulative: FloatArray, alpha_side: float
+) -> Window:
+    """Where the baseline's quantile lies, from its counts so far (`cumulative`)."""
+    lower, upper = quantile_bounds(q, les, cumulative, alpha_side)
+    return Window(lower, upper, bound_at_least((1.0 + r) * upper, les))
+
+
+def above(bound: float, les: FloatArray, cumulative: FloatArray) -> float:
+    """Exact count above a histogram bound (which must be one of `les`)."""
+    index = int(np.searchsorted(les, bound))
+    return float(cumulative[-1] - cumulative[index])
+
+
+def bucket_pairs(r: float, les: FloatArray) -> NDArray[np.int64]:
+    """Per finite bucket (l_k, l_k+1]: the index of its matched candidate bound, the smallest
+    bound >= (1 + r) l_k+1 (-1 when the buckets end below it)."""
+    finite = les[:-1]
+    out = np.full(max(finite.size - 1, 0), -1, dtype=np.int64)
+    for k in range(out.size):
+        c = bound_at_least((1.0 + r) * finite[k + 1], les)
+        if math.isfinite(c):
+            out[k] = int(np.searchsorted(les, c))
+    return out
+
+
+def matched_tail_llr(
+    pairs: NDArray[np.int64], baseline: FloatArray, candidate: FloatArray
+) -> FloatArray:
+    """One look's log-LR, per bucket k (rows) and alternative (columns), of "a candidate
+    request lands above c_k no more often than a baseline request above l_k" (step 2): the
+    candidate's share of the look's slow requests against its share of all requests."""
+    out = np.zeros((pairs.size, RATE_RATIO_STEPS.size))
+    n_b, n_c = float(baseline[-1]), float(candidate[-1])
+    if n_b <= 0 or n_c <= 0 or pairs.size == 0:
+        return out
+    usable = pairs >= 0
+    slow_b = n_b - baseline[: pairs.size]
+    slow_c = np.where(usable, n_c - candidate[np.maximum(pairs, 0)], 0.0)
+    total = slow_b + slow_c
+    ok = usable & (total > 0)
+    share = n_c / (n_b + n_c)
+    llr = _share_llr(slow_c[:, None], total[:, None], share, np.ones(1), RATE_RATIO_STEPS[None, :])
+    out[ok] = llr[ok]
+    return out
+
+
+def window_log_e(llr: FloatArray, window: Window, les: FloatArray) -> float:
+    """The matched-tail statistic: the smallest log e-value over the buckets the window leaves
+    possible for the baseline's quantile (0 while the window is not known)."""
+    if not (math.isfinite(window.lower) and math.isfinite(window.upper)) or llr.size == 0:
+        return 0.0
+    finite = les[:-1]
+    inside = (finite[: llr.shape[0]] >= window.lower) & (
+        finite[1 : llr.shape[0] + 1] <= window.upper
     )
-    slow_c = np.where(usable, count_above(np.where(usable, tau, 0.0), les, candidate_counts), 0.0)
-    log_e = error_rate_log_e(
-        slow_c,
-        slow_b,
-        np.where(usable, candidate_counts[:, -1], 0.0),
-        np.where(usable, baseline_counts[:, -1], 0.0),
-    )
-    return log_e, tau, baseline_threshold
+    if not inside.any():
+        return 0.0
+    return float(np.min(_log_mean_exp(llr[inside])))
 
 
-def tail_log_e(q: float, limit: float, les: FloatArray, candidate_counts: FloatArray) -> FloatArray:
-    """SLO guard: H0 candidate q-quantile <= `limit` (per-interval histograms (T, B))."""
-    cum = np.cumsum(candidate_counts, axis=0)
-    exceed = count_above(np.full(cum.shape[0], limit), les, cum)
-    return bernoulli_log_e(exceed, cum[:, -1], 1.0 - q)
-
-
-def sign_test_log_e(worse: ArrayLike, valid: ArrayLike) -> FloatArray:
-    """Sequential sign test over intervals: H0 P(candidate worse) <= 1/2.
-
-    `worse` and `valid` per interval (booleans); invalid intervals are skipped.
-    """
-    w = np.asarray(worse, dtype=np.float64) * np.asarray(valid, dtype=np.float64)
-    return bernoulli_log_e(np.cumsum(w), np.cumsum(np.asarray(valid, dtype=np.float64)), 0.5)
+def exceeding(limit: float, les: FloatArray, cumulative: ArrayLike) -> float:
+    """Requests above the smallest bound >= limit: never more than the true count above
+    `limit`, so a one-sample test on it stays valid (SLO guard). 0 when no bound is that high."""
+    counts = np.asarray(cumulative, dtype=np.float64)
+    bound = bound_at_least(limit, les)
+    return above(bound, les, counts) if math.isfinite(bound) else 0.0

@@ -10,7 +10,9 @@ from enum import StrEnum
 
 
 class Verdict(StrEnum):
-    PASS = "PASS"  # enough data, no regression confirmed
+    # A look's "no regression shown yet": never a pass. PASS is a final decision only (the
+    # gate's exit 0, a rollout's promotion), never a look's verdict.
+    NO_REGRESSION = "NO_REGRESSION_YET"
     FAIL = "FAIL"  # a regression confirmed at the policy's alpha
     INCONCLUSIVE = "INCONCLUSIVE"  # data present but not enough to pass
     NO_DATA = "NO_DATA"  # a query came back empty, NaN or +Inf for a version
@@ -37,6 +39,7 @@ class Comparison:
     candidate_n: int = 0
     reason: str = ""
     details: tuple[tuple[str, float], ...] = field(default=())  # secondary numbers
+    leaning: bool = False  # estimate beyond the tolerance and e-value >= 1: do not advance
 
 
 @dataclass(frozen=True)
@@ -45,3 +48,4 @@ class Judgement:
     comparisons: tuple[Comparison, ...]
     decided_by: str | None  # the metric that decided a FAIL / INCONCLUSIVE / NO_DATA
     reason: str  # one sentence a person reads
+    ready: bool = False  # no regression shown, enough data, nothing leaning: a step may pass

@@ -211,7 +211,7 @@ def change_phrase(comparison: Comparison) -> str:
     if comparison.verdict is Verdict.INCONCLUSIVE:
         sizes = f"n = {comparison.baseline_n} / {comparison.candidate_n}"
         return f"{label} inconclusive ({sizes})"
-    if comparison.verdict is Verdict.PASS and interval_covers_no_change(comparison):
+    if comparison.verdict is Verdict.NO_REGRESSION and interval_covers_no_change(comparison):
         effect = comparison.effect
         point = f"{_effect_text(effect, comparison)}, " if effect is not None else ""
         return f"{label} unchanged ({point}{interval_text(comparison)})"

@@ -95,7 +95,7 @@ def _metric_case(report: Report, comparison: Comparison) -> ET.Element:
         "testcase",
         {"classname": _classname(report), "name": _xml(comparison.metric), "time": "0"},
     )
-    if comparison.verdict is Verdict.PASS:
+    if comparison.verdict is Verdict.NO_REGRESSION:
         return case
     tag = "failure" if comparison.verdict is Verdict.FAIL else "error"
     outcome = ET.SubElement(
@@ -141,7 +141,7 @@ def _details(comparison: Comparison) -> str:
 
 
 def _decision_case(report: Report) -> ET.Element | None:
-    explained = any(c.verdict is not Verdict.PASS for c in _comparisons(report))
+    explained = any(c.verdict is not Verdict.NO_REGRESSION for c in _comparisons(report))
     if report.decision in GOOD_DECISIONS or explained:
         return None
     case = ET.Element(

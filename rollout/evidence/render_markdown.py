@@ -32,7 +32,7 @@ from rollout.evidence.report import Report
 from rollout.evidence.traces import span_duration
 
 _VERDICT_ICONS = {
-    Verdict.PASS: "✅",
+    Verdict.NO_REGRESSION: "✅",
     Verdict.FAIL: "❌",
     Verdict.INCONCLUSIVE: "⚠️",
     Verdict.NO_DATA: "⚠️",

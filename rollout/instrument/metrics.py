@@ -13,8 +13,19 @@ from prometheus_client.exposition import choose_encoder
 from starlette.requests import Request
 from starlette.responses import Response
 
-# Around the usual SLO (P95 <= 150 ms): fine steps there, coarse beyond.
-LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0)
+# The judge compares exact counts at bucket bounds, so it can show a P95 regression only as
+# fine as the buckets around the P95 are: with 2.3% steps (1.2 ** (1/8), so 1.2 x a bound is
+# the bound 8 steps up) from 72 ms to 197 ms around the usual SLO (P95 <= 150 ms) it resolves
+# the policy's +20% (about +26% is shown reliably); coarse steps elsewhere. 55 finite bounds:
+# 57 series per version and pod with +Inf, _sum and _count (Prometheus' default has 14).
+SLO_SECONDS = 0.15
+LADDER_STEP = 1.2 ** (1 / 8)
+LATENCY_BUCKETS = tuple(
+    sorted(
+        {float(f"{SLO_SECONDS * LADDER_STEP**k:.5g}") for k in range(-32, 13)}
+        | {0.005, 0.01, 0.025, 0.05, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0}
+    )
+)
 FEATURE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 

@@ -9,8 +9,9 @@ import numpy as np
 from scipy import stats as sps
 
 from rollout.analysis.observation import Bucket, Observation, VersionCounts
+from rollout.instrument.metrics import LATENCY_BUCKETS
 
-LES = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0, math.inf)
+LES = (*LATENCY_BUCKETS, math.inf)
 LES_ARRAY = np.array(LES)
 MEDIAN_S = 0.05
 SIGMA = 0.5

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from judge_sim import rollout
+from judge_sim import LES, rollout
 
-from rollout.analysis.judge import judge
+from rollout.analysis.judge import judge, judge_next
 from rollout.analysis.observation import CustomValue, Observation, QueryRecord
 from rollout.analysis.verdict import Verdict
 from rollout.spec import Policy
@@ -23,11 +23,50 @@ def policy(**fields: Any) -> Policy:
 def test_healthy_candidate_passes_and_states_the_change() -> None:
     history = rollout(np.random.default_rng(1), 20, 50.0)
     result = judge(history, policy())
-    assert result.verdict is Verdict.PASS
+    assert result.verdict is Verdict.NO_REGRESSION and result.ready
     assert result.decided_by is None
     latency = next(c for c in result.comparisons if c.metric == "latency_p95")
     assert latency.interval is not None and latency.interval[0] < 1.0 < latency.interval[1]
-    assert "P95" in result.reason and "99% CI" in result.reason and "error rate" in result.reason
+    assert "P95" in result.reason and "% CS" in result.reason and "error rate" in result.reason
+    assert "cannot be shown with these buckets" in result.reason  # the resolution, said
+
+
+def test_a_look_leaning_toward_a_regression_is_not_ready() -> None:
+    """P95 +20%: no regression beyond the tolerance can be shown, yet the estimate sits past
+    it: the step holds rather than moving more traffic to the candidate."""
+    history = rollout(np.random.default_rng(1), 20, 20.0, latency_scale=1.25)
+    result = judge(history, policy())
+    assert result.verdict is Verdict.NO_REGRESSION and not result.ready
+    assert "leans toward" in result.reason and "latency_p95" in result.reason
+
+
+def test_the_past_is_never_recomputed_when_the_layout_changes() -> None:
+    """A later look without one of the first look's bounds is NO_DATA for latency; the
+    earlier looks' evidence is what it was."""
+    history = rollout(np.random.default_rng(9), 8, 50.0)
+    before = judge(history, policy())
+    last = history[-1]
+    fewer = tuple(b for b in last.candidate.buckets or () if b.le != LES[20])
+    history.append(
+        replace(
+            last,
+            start=last.end,
+            end=last.end + 30,
+            candidate=replace(last.candidate, buckets=fewer),
+        )
+    )
+    after = judge(history, policy())
+    assert after.verdict is Verdict.NO_DATA and "bucket layout changed" in after.reason
+    latency = {c.metric: c for c in before.comparisons}["latency_p95"]
+    assert latency.e_value is not None and latency.e_value < 10
+
+
+def test_folding_looks_one_at_a_time_equals_judging_the_history() -> None:
+    history = rollout(np.random.default_rng(10), 12, 50.0, latency_scale=1.3)
+    analysis = None
+    for t in range(len(history)):
+        analysis, step = judge_next(analysis, history[: t + 1], policy())
+        assert step == judge(history[: t + 1], policy())
 
 
 def test_latency_regression_fails_with_every_number_in_the_reason() -> None:
@@ -36,7 +75,7 @@ def test_latency_regression_fails_with_every_number_in_the_reason() -> None:
     assert result.verdict is Verdict.FAIL
     assert result.decided_by == "latency_p95"
     latency = next(c for c in result.comparisons if c.metric == "latency_p95")
-    assert latency.e_value is not None and latency.threshold == pytest.approx(1 / (0.01 / 2))
+    assert latency.e_value is not None and latency.threshold == pytest.approx(2 / (0.01 / 2))
     assert latency.e_value >= latency.threshold
     assert latency.p_value is not None and latency.p_value <= 0.01
     assert latency.effect is not None and latency.effect > 1.3
@@ -96,7 +135,7 @@ def test_absent_error_series_counts_as_zero_errors() -> None:
         for o in rollout(np.random.default_rng(7), 10, 50.0)
     ]
     result = judge(history, policy())
-    assert result.verdict is Verdict.PASS
+    assert result.verdict is Verdict.NO_REGRESSION
     assert "counted as 0" in result.reason
 
 
@@ -120,7 +159,7 @@ def test_custom_metric_relative_and_absolute_rules() -> None:
     worse = judge(_with_custom(base, 1.0, 1.5), policy(customMetrics=[rule]))
     assert worse.verdict is Verdict.FAIL and worse.decided_by == "custom:kpi"
     fine = judge(_with_custom(base, 1.0, 1.05), policy(customMetrics=[rule]))
-    assert fine.verdict is Verdict.PASS
+    assert fine.verdict is Verdict.NO_REGRESSION
     bound = {"name": "kpi", "query": "sum(x{version_selector})", "maxValue": 2.0}
     over = judge(_with_custom(base, 1.0, 3.0), policy(customMetrics=[bound]))
     assert over.decided_by == "custom:kpi:max_value" and over.verdict is Verdict.FAIL
@@ -178,4 +217,4 @@ def test_kayenta_judge_scores_per_interval_values() -> None:
     latency = next(c for c in result.comparisons if c.metric == "latency_p95")
     assert latency.verdict is Verdict.FAIL
     healthy = rollout(np.random.default_rng(14), 10, 50.0)
-    assert judge(healthy, policy(judge=kayenta)).verdict is Verdict.PASS
+    assert judge(healthy, policy(judge=kayenta)).verdict is Verdict.NO_REGRESSION
