@@ -135,7 +135,7 @@ def test_confirmed_weights_start_the_hold_and_the_analysis_then_wait_for_the_fir
 def test_a_pass_before_the_hold_ends_keeps_the_step() -> None:
     state = started()
     state, actions = look(state, healthy, T0 + 30)
-    assert state.judgement is not None and state.judgement.verdict == "PASS"
+    assert state.judgement is not None and state.judgement.ready
     assert state.step == 0 and state.desired == W20
     assert actions == (Wait(until=T0 + 40, reason=state.message),)
 

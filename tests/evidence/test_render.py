@@ -167,7 +167,7 @@ def latency_rollback() -> Report:
     return report(
         (
             latency(Verdict.FAIL, 1.42, 1.31, 1.55),
-            errors(Verdict.PASS, 0.005, 0.0052, 0.7, 1.45),
+            errors(Verdict.NO_REGRESSION, 0.005, 0.0052, 0.7, 1.45),
         ),
         decision="rolled_back",
         verdict=Verdict.FAIL,
@@ -181,7 +181,7 @@ def latency_rollback() -> Report:
 def errors_rollback() -> Report:
     return report(
         (
-            latency(Verdict.PASS, 1.01, 0.95, 1.08, e_value=0.8, p_value=1.0),
+            latency(Verdict.NO_REGRESSION, 1.01, 0.95, 1.08, e_value=0.8, p_value=1.0),
             errors(Verdict.FAIL, 0.005, 0.02, 2.6, 6.1),
         ),
         decision="rolled_back",
@@ -194,11 +194,11 @@ def errors_rollback() -> Report:
 def promotion() -> Report:
     return report(
         (
-            latency(Verdict.PASS, 0.88, 0.82, 0.95, e_value=0.2, p_value=1.0),
-            errors(Verdict.PASS, 0.005, 0.005, 0.7, 1.4),
+            latency(Verdict.NO_REGRESSION, 0.88, 0.82, 0.95, e_value=0.2, p_value=1.0),
+            errors(Verdict.NO_REGRESSION, 0.005, 0.005, 0.7, 1.4),
         ),
         decision="promoted",
-        verdict=Verdict.PASS,
+        verdict=Verdict.NO_REGRESSION,
         reason="no regression at any step",
         weight_changes=(WeightChange(T0 + 300, Weights(0, 100), "promoted"),),
     )
@@ -252,7 +252,12 @@ def paused_inconclusive() -> Report:
         reason="40 candidate requests, policy needs 500",
     )
     return report(
-        (thin, replace(errors(Verdict.PASS, 0.005, 0.0, 0.0, 3.0), verdict=Verdict.INCONCLUSIVE)),
+        (
+            thin,
+            replace(
+                errors(Verdict.NO_REGRESSION, 0.005, 0.0, 0.0, 3.0), verdict=Verdict.INCONCLUSIVE
+            ),
+        ),
         decision="paused",
         verdict=Verdict.INCONCLUSIVE,
         decided_by="latency_p95",
@@ -372,7 +377,7 @@ def test_markdown_rollback_shows_headline_numbers_and_links() -> None:
         in md
     )
     assert "| 312 ms | 280 ms |" in md  # latency and model.infer of the first trace
-    assert "❌ FAIL" in md and "✅ PASS" in md
+    assert "❌ FAIL" in md and "✅ NO_REGRESSION_YET" in md and "PASS" not in md
     assert "2024-05-01 12:00:00 UTC .. 2024-05-01 12:05:00 UTC" in md
 
 
@@ -522,16 +527,20 @@ def test_text_rollback_table_reads_at_a_glance() -> None:
     assert lines[1].split() == ["metric", "baseline", "candidate", "change", "verdict"]
     assert "P95 latency" in lines[2] and "102 ms" in lines[2] and "145 ms" in lines[2]
     assert "+42% (99% CI +31% .. +55%)" in lines[2] and lines[2].endswith("FAIL")
-    assert lines[3].startswith("error rate") and lines[3].endswith("PASS")
+    assert lines[3].startswith("error rate") and lines[3].endswith("NO_REGRESSION_YET")
     assert any("jaeger:16686/trace/4bf92f35" in line for line in lines)
 
 
 def test_text_stays_short_with_many_metrics_and_strips_control_codes() -> None:
     many = tuple(
-        replace(latency(Verdict.PASS, 1.0, 0.9, 1.1), metric=f"custom:kpi_{i}") for i in range(30)
+        replace(latency(Verdict.NO_REGRESSION, 1.0, 0.9, 1.1), metric=f"custom:kpi_{i}")
+        for i in range(30)
     )
     built = report(
-        many, decision="promoted", verdict=Verdict.PASS, reason="\x1b[31mall good\x1b[0m\nreally"
+        many,
+        decision="promoted",
+        verdict=Verdict.NO_REGRESSION,
+        reason="\x1b[31mall good\x1b[0m\nreally",
     )
     out = render_text(built)
     assert len(out.splitlines()) <= 20
