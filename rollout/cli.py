@@ -291,8 +291,7 @@ def demo(
     """Start a local stack (Prometheus, HAProxy, v1 and v2 model servers, load) and roll out v2.
 
     `latency` makes v2 40% slower, `errors` makes it fail 5% of requests, `healthy` leaves it
-    as fast as v1. Exit codes as for `run`. Every process it starts is stopped on exit. To keep
-    a stack running and try `rollout run` on it yourself, use `rollout sandbox up`.
+    as fast as v1. Exit codes as for `run`. Every process it starts is stopped on exit.
     """
     from rollout.demo.launcher import run_demo
 
