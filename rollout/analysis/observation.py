@@ -43,7 +43,7 @@ class CustomValue:
 class QueryRecord:
     """Every PromQL query run, kept for the report."""
 
-    signal: str  # "requests", "errors", "latency", "custom:<name>", "exemplars"
+    signal: str  # "requests" (every status: errors too), "latency", "custom:<name>", "exemplars"
     promql: str
     evaluated_at: float  # unix seconds
     series: int  # how many series came back

@@ -236,8 +236,9 @@ class PrometheusSource:
         if not mine:
             problems.append(f"requests: no series for {where}")
             return None, None
-        if not all(_valid(samples) for _, samples in mine):
-            problems.append(f"requests: NaN, infinite or negative counter values for {where}")
+        bad = next((v for _, samples in mine for v in _invalid(samples)), None)
+        if bad is not None:
+            problems.append(f"requests: {bad} for {where} (a counter sample)")
             return None, None
         requests = errors = 0
         for labels, samples in mine:
@@ -259,7 +260,7 @@ class PrometheusSource:
         """Cumulative bucket counts of one version: each `_bucket` series' exact rise,
         summed per `le` over pods, instances and any other label."""
         per_le: dict[float, int] = {}
-        valid = True
+        bad: float | None = None
         for labels, samples in series:
             if labels.get(self._metrics.version_label) != version:
                 continue
@@ -269,16 +270,17 @@ class PrometheusSource:
                 raise MetricsSourceError(
                     f"Prometheus at {self.url}: latency series without a numeric 'le' label"
                 ) from None
-            if not _valid(samples):
-                valid = False
+            invalid = _invalid(samples)
+            if invalid:
+                bad = invalid[0] if bad is None else bad
                 continue
             per_le[le] = per_le.get(le, 0) + exact_increase(samples, start, end)
         where = f"the {role} (version {version!r})"
-        if not per_le and valid:
-            problems.append(f"latency: no histogram series for {where}")
+        if bad is not None:
+            problems.append(f"latency: {bad} for {where} (a bucket counter sample)")
             return None
-        if not valid:
-            problems.append(f"latency: NaN, infinite or negative bucket counts for {where}")
+        if not per_le:
+            problems.append(f"latency: no histogram series for {where}")
             return None
         if max(per_le) != math.inf:
             problems.append(f'latency: no le="+Inf" bucket for {where}')
@@ -491,8 +493,9 @@ class PrometheusSource:
         return text
 
 
-def _valid(samples: list[tuple[float, float]]) -> bool:
-    return all(math.isfinite(v) and v >= 0 for _, v in samples)
+def _invalid(samples: list[tuple[float, float]]) -> list[float]:
+    """Values no counter can have (NaN, infinite, negative)."""
+    return [v for _, v in samples if not (math.isfinite(v) and v >= 0)]
 
 
 def _note(signal: str, problems: Iterable[str]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -277,6 +278,41 @@ def test_garbage_and_http_errors_are_source_errors(status: int, body: str, expec
     finally:
         src.close()
         server.stop()
+
+
+def test_nan_samples_are_no_data_naming_the_value_and_the_version() -> None:
+    """A range answer whose baseline series holds a NaN: that version has no counts (and
+    says why), the other version's exact counts stand."""
+
+    def series(version: str, values: list[list[object]]) -> dict[str, object]:
+        labels = {"model_version": version, "status": "ok", "le": "+Inf"}
+        return {"metric": labels, "values": values}
+
+    body = json.dumps(
+        {
+            "status": "success",
+            "data": {
+                "resultType": "matrix",
+                "result": [
+                    series(BASELINE, [[0, "4"], [30, "NaN"]]),
+                    series(CANDIDATE, [[0, "4"], [30, "9"], [60, "12"]]),
+                ],
+            },
+        }
+    )
+    server = serve_text(body, content_type="application/json")
+    src = source_for(server.url)
+    try:
+        observation = src.observe(COUNTS, 0, 30)
+    finally:
+        src.close()
+        server.stop()
+    assert observation.baseline.requests is None and observation.baseline.buckets is None
+    assert observation.candidate.requests == 5 and observation.candidate.errors == 0
+    assert observation.candidate.buckets is not None
+    assert [(b.le, b.count) for b in observation.candidate.buckets] == [(math.inf, 5)]
+    assert "requests: nan for the baseline (version '2.3.1')" in observation.problems[0]
+    assert "latency: nan for the baseline" in observation.problems[1]
 
 
 def test_an_error_body_echoing_credentials_is_redacted(tmp_path: Path) -> None:
