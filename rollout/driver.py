@@ -22,6 +22,7 @@ from typing import Protocol
 from rich.console import Console
 from rich.markup import escape
 
+from rollout.analysis.judge import resolution_warning
 from rollout.analysis.observation import (
     MetricsSource,
     MetricsSourceError,
@@ -242,12 +243,15 @@ class Driver:
         now = self.clock.now()
         try:
             current = self.router.get_weights()
-            self.source.observe(self.target, now - self.policy.analysis.interval, now)
+            recent = self.source.observe(self.target, now - self.policy.analysis.interval, now)
         except (RouterError, MetricsSourceError) as exc:
             self.console.print(
                 f"[bold red]cannot start[/]: {escape(str(exc))}; no traffic was changed"
             )
             return False
+        warning = resolution_warning(recent, self.policy)
+        if warning:
+            self.console.print(f"[yellow]warning[/]: {escape(warning)}")
         self.console.print(
             f"starting rollout {escape(self.name)}: {escape(self.target.candidate)} against "
             f"{escape(self.target.baseline)}, router weights now {current}"

@@ -132,10 +132,14 @@ def accumulate(analysis: Analysis | None, observation: Observation, policy: Poli
     )
 
 
+# The latency test's alpha: each of the four one-sided statements about where a quantile lies
+# (baseline and candidate, above and below) gets WINDOW_SHARE of it, the matched tails the rest.
+WINDOW_SHARE = 1.0 / 8.0
+TAILS_SHARE = 1.0 - 4.0 * WINDOW_SHARE
+
+
 def window_alpha(policy: Policy) -> float:
-    """Each one-sided statement about where a quantile lies gets an eighth of the latency
-    test's alpha (baseline and candidate, above and below); the tail e-process gets half."""
-    return policy.alpha / len(active_tests(policy)) / 8.0
+    return policy.alpha / len(active_tests(policy)) * WINDOW_SHARE
 
 
 def active_tests(policy: Policy) -> list[str]:

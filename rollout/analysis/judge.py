@@ -24,7 +24,13 @@ import numpy as np
 
 from rollout.analysis import sequential as seq
 from rollout.analysis import stats
-from rollout.analysis.accumulate import Analysis, accumulate, active_tests, window_alpha
+from rollout.analysis.accumulate import (
+    TAILS_SHARE,
+    Analysis,
+    accumulate,
+    active_tests,
+    window_alpha,
+)
 from rollout.analysis.guards import custom_rule, e_value, missing_data, slo_errors, slo_latency
 from rollout.analysis.judge_text import ms, overall_reason, pct, signed_pct
 from rollout.analysis.observation import Observation
@@ -227,7 +233,7 @@ def _latency(analysis: Analysis, latest: Observation, policy: Policy, alpha: flo
     llr = np.asarray(analysis.latency_llr) if analysis.latency_llr else np.zeros((0, 1))
     now = seq.window_log_e(llr, analysis.window, les)
     e, p = e_value(analysis.peak(name))
-    threshold = 2.0 / alpha
+    threshold = 1.0 / (alpha * TAILS_SHARE)
     window = analysis.window
     resolution = window.resolution
     level = round(q * 100)
@@ -285,6 +291,42 @@ def _latency(analysis: Analysis, latest: Observation, policy: Policy, alpha: flo
             ("looks", float(analysis.looks)),
             ("alpha", alpha),
         ),
+    )
+
+
+def resolution_warning(observation: Observation, policy: Policy) -> str | None:
+    """Before a rollout: can the baseline's buckets show the policy's regression at all?
+
+    From the bucket holding the baseline's current P{q} (l, u]: the candidate is compared
+    above the smallest bound c >= (1+r) u, so regressions under c / l - 1 cannot be shown.
+    A warning (never a refusal) when that is beyond twice the policy's tolerance."""
+    buckets = observation.baseline.buckets
+    r = policy.latency.max_regression
+    if not buckets or len(buckets) < 3 or not math.isinf(buckets[-1].le):
+        return None
+    les = np.array([b.le for b in buckets])
+    counts = np.maximum.accumulate(np.array([float(b.count) for b in buckets]))
+    p_b = stats.histogram_quantile(policy.latency.quantile, les, counts)
+    k = int(np.searchsorted(les, p_b)) if math.isfinite(p_b) else -1
+    if not 0 < k < les.size - 1:
+        return None
+    lower, upper = float(les[k - 1]), float(les[k])
+    above = seq.bound_at_least((1.0 + r) * upper, les)
+    level = round(policy.latency.quantile * 100)
+    where = f"the baseline's P{level} ({ms(p_b)}) lies in the bucket ({ms(lower)}, {ms(upper)}]"
+    fix = (
+        "add bucket bounds every 2-5% from about the P95 to 1.3x it (the instrumentation "
+        "kit's rollout.instrument.metrics.LATENCY_BUCKETS do so around 150 ms)"
+    )
+    if not math.isfinite(above):
+        reach = ms((1 + r) * upper)
+        return f"{where} and no bound reaches {reach}: no latency regression can be shown; {fix}"
+    resolution = above / lower - 1.0
+    if resolution <= 2 * r:
+        return None
+    return (
+        f"{where}; the candidate is compared above {ms(above)}, so P{level} regressions under "
+        f"{signed_pct(resolution)} cannot be shown (the policy allows +{r:.0%}); {fix}"
     )
 
 

@@ -68,7 +68,7 @@ FloatArray = NDArray[np.float64]
 # Alternatives of the Bernoulli mixture, in log-odds above the null.
 LOG_ODDS_STEPS = np.geomspace(0.02, 4.0, 16)
 # Alternatives of the ratio tests: ratio over the null ratio rho0.
-RATE_RATIO_STEPS = np.geomspace(1.1, 10.0, 12)
+RATE_RATIO_STEPS = np.array([1.15, 1.3, 1.5, 2.0, 4.0, 10.0])
 # Null ratios whose e-processes are kept: the error-rate ratio's confidence sequence.
 _RHO_POINTS = np.geomspace(1.0 / 16.0, 16.0, 17)
 

@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 from judge_sim import LES, rollout
 
-from rollout.analysis.judge import judge, judge_next
-from rollout.analysis.observation import CustomValue, Observation, QueryRecord
+from rollout.analysis.judge import judge, judge_next, resolution_warning
+from rollout.analysis.observation import (
+    Bucket,
+    CustomValue,
+    Observation,
+    QueryRecord,
+    VersionCounts,
+)
 from rollout.analysis.verdict import Verdict
 from rollout.spec import Policy
 
@@ -218,3 +224,18 @@ def test_kayenta_judge_scores_per_interval_values() -> None:
     assert latency.verdict is Verdict.FAIL
     healthy = rollout(np.random.default_rng(14), 10, 50.0)
     assert judge(healthy, policy(judge=kayenta)).verdict is Verdict.NO_REGRESSION
+
+
+def test_coarse_buckets_are_warned_about_before_a_rollout_with_the_fix() -> None:
+    coarse = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0, math.inf)
+    counts = (0, 100, 500, 800, 900, 960, 990, 995, 999, 1000, 1000, 1000, 1000)
+    look = Observation(
+        0.0,
+        60.0,
+        VersionCounts(1000, 0, tuple(map(Bucket, coarse, counts))),
+        VersionCounts(0, 0, None),
+    )
+    warning = resolution_warning(look, policy())
+    assert warning is not None
+    assert "(100 ms, 150 ms]" in warning and "+100%" in warning and "LATENCY_BUCKETS" in warning
+    assert resolution_warning(rollout(np.random.default_rng(1), 1, 50.0)[0], policy()) is None
