@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import TYPE_CHECKING
 
 import httpx
+import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
+
+from rollout.instrument.metrics import LATENCY_BUCKETS, latency_buckets
 
 if TYPE_CHECKING:
     from conftest import Served
@@ -44,8 +48,7 @@ def test_metrics_have_the_contract_names_labels_buckets_and_exemplars(served: Se
     assert set(totals) == {"ok", "error"}
     assert all(s.labels == {**version, "status": k} for k, s in totals.items())
     buckets = by_name["inference_latency_seconds_bucket"]
-    contract = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.5, 1, 2, 5, math.inf)
-    assert tuple(float(s.labels["le"]) for s in buckets) == contract
+    assert tuple(float(s.labels["le"]) for s in buckets) == (*LATENCY_BUCKETS, math.inf)
     assert all({k: v for k, v in s.labels.items() if k != "le"} == version for s in buckets)
     assert buckets[-1].value == sum(s.value for s in totals.values())
     assert [s.labels for s in by_name["feature_fetch_seconds_count"]] == [
@@ -155,3 +158,17 @@ def test_the_error_rate_knob_fails_about_that_fraction(served: Served) -> None:
     assert load.sent >= 150
     assert set(load.by_status) <= {"200", "500"}
     assert 0.03 <= load.by_status.get("500", 0) / load.sent <= 0.2  # --error-rate 0.1
+
+
+def test_the_kits_buckets_resolve_a_twenty_percent_regression_around_the_slo() -> None:
+    """1.2 x a ladder bound is the ladder bound 8 steps up (to the 5 digits printed), from 0.4x
+    to 1.3x the SLO: the judge's matched bound for +20% needs no rounding up."""
+    for slo in (0.15, 0.5):
+        bounds = latency_buckets(slo)
+        ladder = [b for b in bounds if 0.39 * slo <= b <= 1.32 * slo]
+        assert len(ladder) == 53
+        steps = [b / a for a, b in itertools.pairwise(ladder)]
+        assert max(steps) < 1.024
+        for i in range(len(ladder) - 8):
+            assert ladder[i + 8] == pytest.approx(1.2 * ladder[i], rel=1e-4)
+    assert latency_buckets() == LATENCY_BUCKETS and len(LATENCY_BUCKETS) == 63
