@@ -140,6 +140,13 @@ policy_app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(policy_app, name="policy")
+sandbox_app = typer.Typer(
+    help="A local stack left running to try run, gate and abort on: up, status, down.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(sandbox_app, name="sandbox")
 
 console = Console(soft_wrap=True)
 
@@ -290,13 +297,70 @@ def demo(
 ) -> None:
     """Start a local stack (Prometheus, HAProxy, v1 and v2 model servers, load) and roll out v2.
 
-    `latency` makes v2 40% slower, `errors` makes it fail 5% of requests, `healthy` leaves it
+    `latency` makes v2 twice as slow, `errors` makes it fail 5% of requests, `healthy` leaves it
     as fast as v1. Exit codes as for `run`. Every process it starts is stopped on exit.
     """
     from rollout.demo.launcher import run_demo
 
     code = run_demo(scenario.value, rps=rps, report_dir=report_dir, console=console)
     raise typer.Exit(int(code))
+
+
+SANDBOX_DIR_HELP = "the sandbox's folder: its spec, record, logs, state and reports"
+DEFAULT_SANDBOX_DIR = Path(".rollout-sandbox")
+
+
+@sandbox_app.command("up", cls=RolloutCommand)
+def sandbox_up(
+    scenario: Annotated[Scenario, typer.Option(help="what v2 does")] = Scenario.LATENCY,
+    directory: Annotated[
+        Path, typer.Option("--dir", metavar="DIR", help=SANDBOX_DIR_HELP)
+    ] = DEFAULT_SANDBOX_DIR,
+    rps: Annotated[
+        float, typer.Option(min=1, max=2000, metavar="N", help="requests per second")
+    ] = 60.0,
+) -> None:
+    """Start the demo's stack and leave it running; print DIR/rollout.yaml and what to try.
+
+    Prometheus, HAProxy (all traffic on v1), the v1 and v2 model servers and load keep running
+    after this command; `rollout sandbox down` stops them. Exit codes: 0 up and ready, 2
+    interrupted (everything started is stopped), 3 a sandbox is already up in DIR, or a usage
+    error, 4 a part could not start (everything started is stopped).
+    """
+    from rollout.demo.sandbox import sandbox_up as up
+
+    raise typer.Exit(int(up(directory, scenario.value, rps, console)))
+
+
+@sandbox_app.command("status", cls=RolloutCommand)
+def sandbox_status(
+    directory: Annotated[
+        Path, typer.Option("--dir", metavar="DIR", help=SANDBOX_DIR_HELP)
+    ] = DEFAULT_SANDBOX_DIR,
+) -> None:
+    """Which of the sandbox's processes run, their addresses, and HAProxy's weights.
+
+    Exit codes: 0 every part running, 3 no sandbox in DIR, 4 a part has stopped.
+    """
+    from rollout.demo.sandbox import sandbox_status as status
+
+    raise typer.Exit(int(status(directory, console)))
+
+
+@sandbox_app.command("down", cls=RolloutCommand)
+def sandbox_down(
+    directory: Annotated[
+        Path, typer.Option("--dir", metavar="DIR", help=SANDBOX_DIR_HELP)
+    ] = DEFAULT_SANDBOX_DIR,
+) -> None:
+    """Stop the sandbox's processes (by the pids `up` recorded, only if still the same ones).
+
+    Logs and reports stay in DIR. Exit codes: 0 stopped, or nothing was running, 3 usage,
+    4 a process would not exit.
+    """
+    from rollout.demo.sandbox import sandbox_down as down
+
+    raise typer.Exit(int(down(directory, console)))
 
 
 class GateFormat(StrEnum):

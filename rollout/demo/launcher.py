@@ -12,6 +12,7 @@ import contextlib
 import json
 import shutil
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ CANDIDATE_VERSION = "v2"
 # What v2 does in each scenario: (latency factor, error rate).
 SCENARIOS: dict[str, tuple[float, float]] = {
     "healthy": (1.0, 0.0),
-    "latency": (1.4, 0.0),
+    "latency": (2.0, 0.0),
     "errors": (1.0, 0.05),
 }
 # Prometheus needs two scrapes of every series before increase() has a value.
@@ -68,15 +69,22 @@ class DemoStack:
             pids=workdir / "pids.json",
         )
         self.servers: dict[str, ManagedProcess] = {}
+        self.addresses: dict[str, str] = {}  # version -> its server's host:port
         self.haproxy: RunningHAProxy | None = None
         self.prometheus: RunningPrometheus | None = None
         self.load: BackgroundLoad | None = None
+        self.load_process: ManagedProcess | None = None  # the load, when it runs detached
 
-    def start(self, *, load_seconds: float = 900.0) -> DemoStack:
+    def start(self, *, load_seconds: float = 900.0, detached_load: bool = False) -> DemoStack:
+        """Start every part and return once they answer; on any failure stop what started.
+
+        The load runs in a thread of this process, or with `detached_load` in a process of
+        its own (`python -m rollout.demo.load`), so the stack outlives this one.
+        """
         self.workdir.mkdir(parents=True, exist_ok=True)
         latency_factor, error_rate = SCENARIOS[self.scenario]
         try:
-            addresses = {}
+            addresses = self.addresses
             for i, version in enumerate((BASELINE_VERSION, CANDIDATE_VERSION)):
                 port = free_port()
                 candidate = version == CANDIDATE_VERSION
@@ -100,25 +108,48 @@ class DemoStack:
             self.prometheus = start_prometheus(
                 self.workdir / "prometheus", {"model-servers": list(addresses.values())}
             )
+            url = f"{self.haproxy.url}/predict"
+            if detached_load:
+                self.load_process = ManagedProcess(
+                    "load generator", self.load_argv(url, load_seconds), self.workdir / "load.log"
+                ).start()
+            else:
+                self.load = BackgroundLoad(url, self.rps, load_seconds, seed=self.seed).start()
             self._write_pids()
-            self.load = BackgroundLoad(
-                f"{self.haproxy.url}/predict", self.rps, load_seconds, seed=self.seed
-            ).start()
             time.sleep(WARMUP_SECONDS)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _write_pids(self) -> None:
-        pids = {f"server-{v}": p.pid for v, p in self.servers.items()}
+    def load_argv(self, url: str, seconds: float) -> list[str]:
+        """The command line of a load generator process for this stack."""
+        return [
+            sys.executable, "-m", "rollout.demo.load", "--url", url, "--rps", repr(self.rps),
+            "--duration", repr(seconds), "--seed", str(self.seed),
+        ]  # fmt: skip
+
+    def processes(self) -> dict[str, ManagedProcess]:
+        """Every process this stack started, by name (a load thread is no process)."""
+        started = {f"server-{v}": p for v, p in self.servers.items()}
         if self.haproxy is not None:
-            pids["haproxy"] = self.haproxy.pid
+            started["haproxy"] = self.haproxy.process
         if self.prometheus is not None:
-            pids["prometheus"] = self.prometheus.process.pid
+            started["prometheus"] = self.prometheus.process
+        if self.load_process is not None:
+            started["load"] = self.load_process
+        return started
+
+    def _write_pids(self) -> None:
+        pids = {name: p.pid for name, p in self.processes().items()}
         self.files.pids.write_text(json.dumps(pids, indent=2))
 
-    def spec_document(self, policy: str = "demo") -> dict[str, object]:
+    def trace_link_template(self) -> str:
+        """Where a candidate trace's spans are: the JSON-lines file v2's server writes, one
+        span a line (`grep TRACE_ID` finds a trace's); no trace UI runs on this stack."""
+        return self.files.spans[CANDIDATE_VERSION].resolve().as_uri() + "#trace_id={trace_id}"
+
+    def spec_document(self, policy: str = "demo", name: str | None = None) -> dict[str, object]:
         """The ModelRollout a user would write for this stack."""
         if self.haproxy is None or self.prometheus is None:
             raise ProcessError("the demo stack is not started")
@@ -126,7 +157,7 @@ class DemoStack:
         return {
             "apiVersion": "rollout.mlops.dev/v1alpha1",
             "kind": "ModelRollout",
-            "metadata": {"name": f"demo-{self.scenario}"},
+            "metadata": {"name": name or f"demo-{self.scenario}"},
             "spec": {
                 "model": MODEL,
                 "baseline": {"version": BASELINE_VERSION},
@@ -134,12 +165,12 @@ class DemoStack:
                 "router": router,
                 "prometheus": {"url": self.prometheus.url},
                 "policy": policy,
-                "evidence": {"traceLinkTemplate": "http://localhost:16686/trace/{trace_id}"},
+                "evidence": {"traceLinkTemplate": self.trace_link_template()},
             },
         }
 
-    def write_spec(self, path: Path, policy: str = "demo") -> Path:
-        path.write_text(yaml.safe_dump(self.spec_document(policy), sort_keys=False))
+    def write_spec(self, path: Path, policy: str = "demo", name: str | None = None) -> Path:
+        path.write_text(yaml.safe_dump(self.spec_document(policy, name), sort_keys=False))
         return path
 
     def stop(self) -> None:
@@ -147,6 +178,9 @@ class DemoStack:
         if self.load is not None:
             with contextlib.suppress(Exception):
                 self.load.stop(timeout=15)
+        if self.load_process is not None:
+            with contextlib.suppress(Exception):
+                self.load_process.stop()
         for running in (self.prometheus, self.haproxy):
             if running is not None:
                 with contextlib.suppress(Exception):
@@ -185,7 +219,7 @@ def run_demo(
     shutil.rmtree(workdir, ignore_errors=True)
     began = time.time()
     try:
-        with _sigterm_as_interrupt(), DemoStack(workdir, scenario, rps, seed).start() as stack:
+        with sigterm_as_interrupt(), DemoStack(workdir, scenario, rps, seed).start() as stack:
             console.print(
                 f"stack up: HAProxy {stack.haproxy.url if stack.haproxy else '?'}, "
                 f"Prometheus {stack.prometheus.url if stack.prometheus else '?'}"
@@ -203,6 +237,8 @@ def run_demo(
             if stack.load is not None:
                 counts = stack.load.snapshot()
                 console.print(f"load answered per version so far: {dict(counts.by_version)}")
+            spans = ", ".join(str(path) for path in stack.files.spans.values())
+            console.print(f"spans (JSON lines; the reports' trace links point into them): {spans}")
     except ProcessError as exc:
         console.print(f"[red]the local stack did not start:[/] {exc}")
         return ExitCode.INFRASTRUCTURE
@@ -232,7 +268,7 @@ def _written_since(directory: Path, since: float) -> list[Path]:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM stops the demo as Ctrl-C does: every process it started is stopped."""
 
     def handler(signum: int, frame: FrameType | None) -> None:

@@ -125,3 +125,63 @@ class ManagedProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+# A process recorded in a pid file is stopped later by another command (`rollout sandbox
+# down`): by then its pid may belong to someone else. It is ours only while its start time
+# and command line are still the ones recorded when we started it.
+
+
+def process_identity(pid: int) -> str | None:
+    """The process's start time and command line, or None when no live process has `pid`.
+
+    Linux reads /proc (start time in clock ticks since boot); elsewhere `ps`. A zombie
+    (exited, not yet reaped) has no identity: it is gone for our purposes.
+    """
+    proc = Path("/proc") / str(pid)
+    if Path("/proc/self/stat").exists():
+        try:
+            stat = (proc / "stat").read_text()
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            return None
+        fields = stat.rpartition(")")[2].split()  # after "pid (comm)": state is fields[0]
+        if not fields or fields[0] in ("Z", "X"):
+            return None
+        command = " ".join(part.decode(errors="replace") for part in cmdline.split(b"\0") if part)
+        return f"{fields[19]} {command}"  # starttime is the 22nd field of stat
+    try:
+        done = subprocess.run(
+            ["ps", "-o", "stat=", "-o", "lstart=", "-o", "command=", "-p", str(pid)],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    line = done.stdout.strip()
+    if done.returncode != 0 or not line or line.startswith("Z"):
+        return None
+    return line.split(None, 1)[1] if " " in line else line
+
+
+def stop_recorded(pid: int, identity: str, grace: float = 10.0) -> bool:
+    """Stop the process `pid` if it is still the one recorded as `identity` (SIGTERM, then
+    SIGKILL after `grace` seconds) and wait until it is gone; True when it was stopped here,
+    False when it was not running (or the pid now names another process, left alone)."""
+    if process_identity(pid) != identity:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    for sig in (signal.SIGKILL, None):
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if process_identity(pid) != identity:
+                return True
+            time.sleep(0.1)
+        if sig is not None and process_identity(pid) == identity:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+    if process_identity(pid) == identity:
+        raise ProcessError(f"process {pid} did not exit after SIGKILL")
+    return True
