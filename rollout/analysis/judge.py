@@ -259,7 +259,7 @@ def _latency(analysis: Analysis, latest: Observation, policy: Policy, alpha: flo
     else:
         verdict = Verdict.NO_REGRESSION
         reason = f"{change}: no regression beyond +{r:.0%} shown yet (e-value {e:.3g})"
-    reason += "; " + resolution_text(window, r, level)
+    reason += "; " + resolution_text(window, les, r, level)
     return Comparison(
         metric=name,
         verdict=verdict,
@@ -339,7 +339,7 @@ def _estimate_log_e(llr: np.ndarray, les: np.ndarray, p_b: float) -> float:
     return seq.mixture_log_e(llr[k])
 
 
-def resolution_text(window: seq.Window, r: float, level: int) -> str:
+def resolution_text(window: seq.Window, les: np.ndarray, r: float, level: int) -> str:
     """What the buckets can show, in words: the report says it, never guesses past it."""
     if not math.isfinite(window.lower) or not math.isfinite(window.upper):
         return f"the buckets do not place the baseline's P{level} yet"
@@ -354,8 +354,18 @@ def resolution_text(window: seq.Window, r: float, level: int) -> str:
         "cannot be shown with these buckets"
     )
     if window.resolution > 2 * r:
-        text += " (add bounds every 2-5% around the P95, e.g. the instrumentation kit's)"
+        text += (
+            " (add bounds every 2-5% around the P95, e.g. the instrumentation kit's)"
+            if _coarse(window, les)
+            else " (the window narrows as data comes in)"
+        )
     return text
+
+
+def _coarse(window: seq.Window, les: np.ndarray) -> bool:
+    """Buckets wider than 5% where the baseline's P95 may lie."""
+    inside = les[(les >= window.lower) & (les <= window.upper)]
+    return inside.size < 2 or bool(np.max(inside[1:] / inside[:-1]) > 1.05)
 
 
 def _p95_change(
