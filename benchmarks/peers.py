@@ -53,7 +53,7 @@ class Summary:
 
     @staticmethod
     def of(draws: Draws, quantile: float) -> Summary:
-        p95 = histogram_quantile(quantile, draws.buckets)
+        p95 = histogram_quantile(quantile, draws.buckets, draws.les)
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = np.where(draws.requests > 0, draws.errors / draws.requests, np.nan)
         return Summary(p95[..., 0], p95[..., 1], rate[..., 0], rate[..., 1])

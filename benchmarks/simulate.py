@@ -1,4 +1,6 @@
-"""Simulated rollouts: per analysis interval and version, the counts a Prometheus would return.
+"""Latency shapes, bucket layouts, and the direct simulator: per analysis interval and version,
+the counts of a fixed schedule of looks (the peers' rows; `scrape.py` simulates Prometheus' scrapes
+for the engine-driven rows).
 
 Per interval: requests ~ Poisson(rate x weight x interval), errors ~ Binomial(requests, error
 rate), latencies ~ Multinomial over cells cut from the true distribution's CDF. The cells are the
@@ -18,15 +20,19 @@ from scipy.optimize import brentq
 from scipy.special import ndtr
 
 from rollout.analysis.observation import Bucket, Observation, VersionCounts
+from rollout.instrument.metrics import LATENCY_BUCKETS
 
 EPOCH = 1_700_000_000.0  # simulated rollouts start here (unix seconds)
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
-# The metrics contract's buckets (seconds); +Inf closes the histogram.
-BUCKET_LES: tuple[float, ...] = (
+# Bucket layouts (seconds); +Inf closes the histogram. The kit's (rollout.instrument), dense around
+# the latency SLO, and the coarse layout the benchmark used before (issue 4), 100 -> 150 ms at P95.
+KIT_LES: tuple[float, ...] = (*sorted(float(b) for b in LATENCY_BUCKETS), math.inf)
+COARSE_LES: tuple[float, ...] = (
     0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0, math.inf,
 )  # fmt: skip
+LAYOUTS: dict[str, tuple[float, ...]] = {"kit": KIT_LES, "coarse": COARSE_LES}
 
 
 # ---------------------------------------------------------------------------- distributions
@@ -84,9 +90,28 @@ def lognormal_pareto(
     return Latency(name, cdf)
 
 
+def mixture(name: str, *components: tuple[float, Latency]) -> Latency:
+    """A mixture of latency distributions, e.g. a cache: (weight, distribution) pairs."""
+    total = sum(w for w, _ in components)
+
+    def cdf(x: FloatArray) -> FloatArray:
+        return sum((w / total) * d.cdf(x) for w, d in components)  # type: ignore[return-value]
+
+    return Latency(name, cdf)
+
+
+Z95 = 1.6448536269514722
 # Baseline P95 = 100 ms exactly (sigma = ln 2 / z_0.95), median 50 ms.
-LOGNORMAL = lognormal(0.05, math.log(2.0) / 1.6448536269514722)
+LOGNORMAL = lognormal(0.05, math.log(2.0) / Z95)
 HEAVY = lognormal_pareto(0.05, 0.35, 0.04, 0.08, 1.6)
+# Median 60 ms, P95 100 ms exactly: the body of the tail-stretched candidate.
+LOGNORMAL_60 = lognormal(0.06, math.log(0.1 / 0.06) / Z95)
+# A cache in front of the model: 80% hits around 20 ms, 20% misses around 300 ms.
+BIMODAL = mixture(
+    "bimodal: 80% lognormal(median 20 ms, sigma 0.30) + 20% lognormal(median 300 ms, sigma 0.25)",
+    (0.8, lognormal(0.02, 0.30)),
+    (0.2, lognormal(0.30, 0.25)),
+)
 
 
 # ---------------------------------------------------------------------------- scenarios
@@ -143,16 +168,17 @@ class Draws:
 
     requests: IntArray  # (R, T, 2): baseline, candidate
     errors: IntArray  # (R, T, 2)
-    buckets: IntArray  # (R, T, 2, B) cumulative counts per `le` of BUCKET_LES
+    buckets: IntArray  # (R, T, 2, B) cumulative counts per `le` of `les`
     bad: IntArray  # (R, T) candidate errors + candidate non-errors slower than baseline's P95
     tail: IntArray  # (R, T) candidate requests above the baseline's true P95 x (1 + tolerance)
     oracle_tail: FloatArray  # (T, 2): tail mass above that bound, under H0 (=1-q) and truth
     oracle_errors: FloatArray  # (T, 2): candidate error rate under H0 (= baseline's) and truth
+    les: tuple[float, ...] = KIT_LES  # the bucket layout of `buckets`
 
 
-def _cells(p95: float, tolerance: float) -> tuple[FloatArray, int, int]:
+def cells(les: tuple[float, ...], p95: float, tolerance: float) -> tuple[FloatArray, int, int]:
     """Cell upper edges: the buckets plus the two indicator bounds; the bounds' indexes."""
-    edges = np.array(sorted({*BUCKET_LES, p95, p95 * (1.0 + tolerance)}))
+    edges = np.array(sorted({*les, p95, p95 * (1.0 + tolerance)}))
     return (
         edges,
         int(np.searchsorted(edges, p95)),
@@ -160,7 +186,7 @@ def _cells(p95: float, tolerance: float) -> tuple[FloatArray, int, int]:
     )
 
 
-def _cell_probabilities(cdf: Cdf, edges: FloatArray) -> FloatArray:
+def cell_probabilities(cdf: Cdf, edges: FloatArray) -> FloatArray:
     upper = np.where(np.isinf(edges), 1.0, cdf(np.where(np.isinf(edges), 1.0, edges)))
     probabilities = np.diff(np.concatenate(([0.0], upper)))
     probabilities = np.clip(probabilities, 0.0, None)
@@ -175,16 +201,17 @@ def simulate(
     *,
     quantile: float = 0.95,
     tolerance: float = 0.20,
+    les: tuple[float, ...] = KIT_LES,
 ) -> Draws:
     steps = schedule.intervals
     requests = np.zeros((rollouts, steps, 2), dtype=np.int64)
     errors = np.zeros_like(requests)
-    buckets = np.zeros((rollouts, steps, 2, len(BUCKET_LES)), dtype=np.int64)
+    buckets = np.zeros((rollouts, steps, 2, len(les)), dtype=np.int64)
     bad = np.zeros((rollouts, steps), dtype=np.int64)
     tail = np.zeros((rollouts, steps), dtype=np.int64)
     oracle_tail = np.zeros((steps, 2))
     oracle_errors = np.zeros((steps, 2))
-    bucket_of_le = {le: i for i, le in enumerate(BUCKET_LES)}
+    bucket_of_le = {le: i for i, le in enumerate(les)}
     base_p95 = scenario.baseline.quantile(quantile)
     for t, weight in enumerate(schedule.weights):
         fraction = t / max(steps - 1, 1)
@@ -193,7 +220,7 @@ def simulate(
         rate = scenario.rate * drift.at(drift.rate, fraction) * schedule.interval
         error_factor = drift.at(drift.errors, fraction)
         p95 = base_p95 * scale
-        edges, slow_cell, tail_cell = _cells(p95, tolerance)
+        edges, slow_cell, tail_cell = cells(les, p95, tolerance)
         for v, (share, dist, error_rate) in enumerate(
             (
                 ((100 - weight) / 100, scenario.baseline, scenario.baseline_errors),
@@ -203,8 +230,8 @@ def simulate(
             cdf = dist.scaled(scale).cdf
             n = rng.poisson(rate * share, size=rollouts)
             e = rng.binomial(n, error_rate * error_factor)
-            cells = rng.multinomial(n, _cell_probabilities(cdf, edges))
-            cumulative = np.cumsum(cells, axis=1)
+            drawn = rng.multinomial(n, cell_probabilities(cdf, edges))
+            cumulative = np.cumsum(drawn, axis=1)
             keep = [i for i, le in enumerate(edges) if float(le) in bucket_of_le]
             requests[:, t, v], errors[:, t, v] = n, e
             buckets[:, t, v, :] = cumulative[:, keep]
@@ -220,16 +247,16 @@ def simulate(
                     scenario.baseline_errors * error_factor,
                     error_rate * error_factor,
                 )
-    return Draws(requests, errors, buckets, bad, tail, oracle_tail, oracle_errors)
+    return Draws(requests, errors, buckets, bad, tail, oracle_tail, oracle_errors, les)
 
 
 # ---------------------------------------------------------------------------- read-outs
 
 
-def histogram_quantile(q: float, cumulative: IntArray) -> FloatArray:
-    """Prometheus' `histogram_quantile` over the last axis (cumulative counts per BUCKET_LES),
+def histogram_quantile(q: float, cumulative: IntArray, layout: tuple[float, ...]) -> FloatArray:
+    """Prometheus' `histogram_quantile` over the last axis (cumulative counts per `layout`),
     vectorised; NaN where there is no request."""
-    les = np.array(BUCKET_LES)
+    les = np.array(layout)
     counts = cumulative.astype(np.float64)
     total = counts[..., -1]
     rank = q * total
@@ -259,7 +286,7 @@ def observations(draws: Draws, rollout: int, interval: float) -> list[Observatio
                     requests=int(draws.requests[rollout, t, v]),
                     errors=int(draws.errors[rollout, t, v]),
                     buckets=tuple(
-                        Bucket(le, int(c)) for le, c in zip(BUCKET_LES, counts, strict=True)
+                        Bucket(le, int(c)) for le, c in zip(draws.les, counts, strict=True)
                     ),
                 )
             )

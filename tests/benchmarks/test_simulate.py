@@ -10,8 +10,9 @@ import pytest
 from benchmarks.peers import NEVER, KayentaWindows, Summary, argo, flagger, kayenta, oracle
 from benchmarks.scenarios import SCENARIOS, by_name, schedule
 from benchmarks.simulate import (
-    BUCKET_LES,
+    COARSE_LES,
     HEAVY,
+    KIT_LES,
     LOGNORMAL,
     Draws,
     Schedule,
@@ -25,8 +26,10 @@ from rollout.spec import load_policy
 PLAN = Schedule(60.0, (5, 5, 25, 25, 50, 50), (1, 3, 5))
 
 
-def draws(name: str, rollouts: int = 40, seed: int = 1) -> Draws:
-    return simulate(by_name(name), PLAN, rollouts, np.random.default_rng(seed))
+def draws(
+    name: str, rollouts: int = 40, seed: int = 1, les: tuple[float, ...] = COARSE_LES
+) -> Draws:
+    return simulate(by_name(name), PLAN, rollouts, np.random.default_rng(seed), les=les)
 
 
 def test_true_quantiles_follow_the_scenarios() -> None:
@@ -60,7 +63,7 @@ def test_simulated_tail_above_the_baseline_p95_matches_the_truth() -> None:
 def test_simulated_p95_ratio_matches_the_scenario() -> None:
     d = draws("P95 +50%", rollouts=100)
     pooled = d.buckets.sum(axis=(0, 1))  # (2, B) both versions over every rollout and look
-    p95 = histogram_quantile(0.95, pooled)
+    p95 = histogram_quantile(0.95, pooled, COARSE_LES)
     # the baseline's P95 sits on a bucket bound; the candidate's (150 ms) too
     assert p95[0] == pytest.approx(0.100, rel=0.01)
     assert p95[1] / p95[0] == pytest.approx(1.5, rel=0.02)
@@ -68,23 +71,26 @@ def test_simulated_p95_ratio_matches_the_scenario() -> None:
 
 def test_histogram_quantile_matches_the_judges_own() -> None:
     rng = np.random.default_rng(3)
-    les = np.array(BUCKET_LES)
-    for _ in range(50):
-        counts = np.cumsum(rng.integers(0, 20, size=len(BUCKET_LES)))
-        ours = float(histogram_quantile(0.95, counts[None])[0])
-        assert ours == pytest.approx(stats.histogram_quantile(0.95, les, counts.astype(float)))
-    assert math.isnan(float(histogram_quantile(0.95, np.zeros((1, len(BUCKET_LES)), int))[0]))
+    for layout in (COARSE_LES, KIT_LES):
+        les = np.array(layout)
+        for _ in range(50):
+            counts = np.cumsum(rng.integers(0, 20, size=len(layout)))
+            ours = float(histogram_quantile(0.95, counts[None], layout)[0])
+            expected = stats.histogram_quantile(0.95, les, counts.astype(float))
+            assert ours == pytest.approx(expected)
+        empty = np.zeros((1, len(layout)), int)
+        assert math.isnan(float(histogram_quantile(0.95, empty, layout)[0]))
 
 
 def test_drift_moves_both_versions() -> None:
     d = draws("A/A diurnal drift", rollouts=100)
-    p95 = histogram_quantile(0.95, d.buckets.sum(axis=0))  # (T, 2)
+    p95 = histogram_quantile(0.95, d.buckets.sum(axis=0), d.les)  # (T, 2)
     assert p95[-1, 0] > p95[0, 0] * 1.15
     assert p95[-1, 1] > p95[0, 1] * 1.15
 
 
 def test_observations_carry_the_draws() -> None:
-    d = draws("A/A 200 req/s", rollouts=2)
+    d = draws("A/A 200 req/s", rollouts=2, les=KIT_LES)
     history = observations(d, 1, PLAN.interval)
     assert len(history) == PLAN.intervals
     look = history[2]
@@ -92,6 +98,7 @@ def test_observations_carry_the_draws() -> None:
     assert look.baseline.errors == d.errors[1, 2, 0]
     assert look.candidate.buckets is not None
     assert look.candidate.buckets[-1].count == look.candidate.requests
+    assert tuple(b.le for b in look.candidate.buckets) == KIT_LES
     assert look.end - look.start == PLAN.interval
 
 
