@@ -133,20 +133,24 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-policy_app = typer.Typer(
-    help="Work with policy files.",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
+
+
+def _subcommands(name: str, help_text: str) -> typer.Typer:
+    """A group of commands under `rollout NAME`, with the top level's help conventions."""
+    group = typer.Typer(
+        help=help_text,
+        no_args_is_help=True,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.add_typer(group, name=name)
+    return group
+
+
+policy_app = _subcommands("policy", "Work with policy files.")
+sandbox_app = _subcommands(
+    "sandbox", "A local stack left running to try run, gate and abort on: up, status, down."
 )
-app.add_typer(policy_app, name="policy")
-sandbox_app = typer.Typer(
-    help="A local stack left running to try run, gate and abort on: up, status, down.",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-app.add_typer(sandbox_app, name="sandbox")
 
 console = Console(soft_wrap=True)
 

@@ -307,25 +307,28 @@ def sandbox_down(directory: Path, console: Console) -> ExitCode:
     """Stop every recorded process that is still ours, wait for it, remove the record;
     0 also when nothing was running."""
     root = directory.resolve()
-    if read_record(root) is None:
-        console.print(f"no sandbox is up in {directory}: nothing to stop", markup=False)
-        return ExitCode.PROMOTED
-    with _exclusive(root) as mine:
-        if not mine:
-            return _busy(directory, console)
-        record = read_record(root)
-        if record is None:  # another `down` finished meanwhile
-            console.print(f"no sandbox is up in {directory}: nothing to stop", markup=False)
-            return ExitCode.PROMOTED
-        stopped: list[Recorded] = []
-        gone: list[Recorded] = []
-        for p in recorded_processes(record):
-            try:
-                (stopped if stop_recorded(p.pid, p.identity) else gone).append(p)
-            except ProcessError as exc:
-                console.print(f"{p.name}: {exc}; the record {root / RECORD} is kept (exit 4)")
-                return ExitCode.INFRASTRUCTURE
-        _remove_files(root, record)
+    if root.is_dir():  # else nothing to stop, and nothing to create
+        with _exclusive(root) as mine:
+            if not mine:
+                return _busy(directory, console)
+            record = read_record(root)
+            if record is not None:
+                return _stop(root, directory, record, console)
+    console.print(f"no sandbox is up in {directory}: nothing to stop", markup=False)
+    return ExitCode.PROMOTED
+
+
+def _stop(root: Path, directory: Path, record: dict[str, Any], console: Console) -> ExitCode:
+    """Stop the recorded processes (the caller holds the lock) and say which."""
+    stopped: list[Recorded] = []
+    gone: list[Recorded] = []
+    for p in recorded_processes(record):
+        try:
+            (stopped if stop_recorded(p.pid, p.identity) else gone).append(p)
+        except ProcessError as exc:
+            console.print(f"{p.name}: {exc}; the record {root / RECORD} is kept (exit 4)")
+            return ExitCode.INFRASTRUCTURE
+    _remove_files(root, record)
     if stopped:
         names = ", ".join(f"{p.name} (pid {p.pid})" for p in stopped)
         console.print(f"stopped: {names}", markup=False)

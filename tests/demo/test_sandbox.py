@@ -1,0 +1,106 @@
+"""`rollout sandbox` bookkeeping without the stack: the record, refusals, stopping only what
+is still ours. Real processes (`sleep`) stand in for the stack's."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rollout.demo.procs import process_identity
+from rollout.demo.sandbox import RECORD
+from tests.support.installed import installed_rollout
+
+
+@pytest.fixture
+def sleepers() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Start `sleep` processes with `sleepers.append(...)`; each is killed at the end."""
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        yield started
+    finally:
+        for process in started:
+            process.kill()
+            process.wait()
+
+
+def sleep(sleepers: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(["sleep", "120"])
+    sleepers.append(process)
+    return process
+
+
+def write_record(directory: Path, processes: dict[str, tuple[int, str]]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    record = {
+        "scenario": "latency",
+        "processes": {
+            name: {"pid": pid, "identity": identity, "address": "127.0.0.1:1"}
+            for name, (pid, identity) in processes.items()
+        },
+    }
+    (directory / RECORD).write_text(json.dumps(record))
+
+
+def test_down_with_nothing_up_exits_0_and_says_so(tmp_path: Path) -> None:
+    done = installed_rollout("sandbox", "down", "--dir", "sb", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no sandbox is up in sb: nothing to stop" in done.stdout
+    assert not (tmp_path / "sb").exists()  # down creates nothing
+
+
+def test_up_is_refused_with_exit_3_while_a_recorded_process_runs(
+    tmp_path: Path, sleepers: list[subprocess.Popen[bytes]]
+) -> None:
+    process = sleep(sleepers)
+    identity = process_identity(process.pid)
+    assert identity is not None
+    write_record(tmp_path / "sb", {"prometheus": (process.pid, identity)})
+
+    done = installed_rollout("sandbox", "up", "--dir", "sb", cwd=tmp_path)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert f"already up in sb: prometheus (pid {process.pid})" in done.stdout
+    assert "rollout sandbox down --dir sb" in done.stdout
+    assert not (tmp_path / "sb" / "stack").exists()  # nothing was started
+    assert process.poll() is None
+
+
+def test_down_stops_what_is_still_ours_and_leaves_a_reused_pid_alone(
+    tmp_path: Path, sleepers: list[subprocess.Popen[bytes]]
+) -> None:
+    ours, stranger = sleep(sleepers), sleep(sleepers)
+    identity = process_identity(ours.pid)
+    assert identity is not None
+    write_record(
+        tmp_path / "sb",
+        {
+            "load": (ours.pid, identity),
+            # The pid now names another process: a different start time and command line.
+            "haproxy": (stranger.pid, "1 haproxy -f haproxy.cfg"),
+        },
+    )
+
+    done = installed_rollout("sandbox", "down", "--dir", "sb", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"stopped: load (pid {ours.pid})" in done.stdout
+    assert f"not running any more (left alone): haproxy (pid {stranger.pid})" in done.stdout
+    assert ours.wait(timeout=10) is not None
+    assert stranger.poll() is None  # not ours: untouched
+    assert not (tmp_path / "sb" / RECORD).exists()
+
+
+def test_a_process_identity_is_stable_while_it_runs_and_gone_after(
+    sleepers: list[subprocess.Popen[bytes]],
+) -> None:
+    process = sleep(sleepers)
+    first = process_identity(process.pid)
+    assert first is not None and "sleep 120" in first
+    assert process_identity(process.pid) == first
+    process.kill()
+    process.wait()
+    assert process_identity(process.pid) is None
+    assert process_identity(os.getpid()) is not None
