@@ -477,7 +477,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="scrape intervals (s) of the regression and trade-off rows",
     )
     parser.add_argument(
-        "--peer-rollouts", type=int, default=1000, help="rollouts per scenario of the peers' part"
+        "--peer-rollouts",
+        type=int,
+        default=500,
+        help="rollouts per scenario of the peers' part (issue 4)",
     )
     parser.add_argument(
         "--peer-buckets",
