@@ -160,20 +160,28 @@ def _start(root: Path, directory: Path, scenario: str, rps: float, console: Cons
             _wait_ready(stack)
             spec = stack.write_spec(root / "rollout.yaml", name=f"sandbox-{scenario}")
     except ProcessError as exc:
-        stack.stop()
-        _clear(root)
-        console.print(f"[red]the sandbox did not start[/] (exit 4), everything it started is "
-                      f"stopped:\n{exc}")  # fmt: skip
+        _abandon(root, stack)
+        console.print(
+            f"[red]the sandbox did not start[/] (exit 4); every process it started is stopped, "
+            f"their logs are in {directory / 'stack'}:\n{exc}",
+            highlight=False,
+        )
         return ExitCode.INFRASTRUCTURE
     except KeyboardInterrupt:
-        stack.stop()
-        _clear(root)
+        _abandon(root, stack)
         console.print(
             f"interrupted (exit {int(INTERRUPTED)}): every process the sandbox started is stopped"
         )
         return INTERRUPTED
     _print_ready(directory, spec, stack, rps)
     return ExitCode.PROMOTED
+
+
+def _abandon(root: Path, stack: DemoStack) -> None:
+    """Stop what a failed or interrupted `up` started; keep the logs, drop the record."""
+    stack.stop()
+    (root / RECORD).unlink(missing_ok=True)
+    (root / "stack" / "pids.json").unlink(missing_ok=True)
 
 
 def _write_record(root: Path, stack: DemoStack, scenario: str, rps: float) -> None:

@@ -3,6 +3,7 @@ is still ours. Real processes (`sleep`) stand in for the stack's."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 
 from rollout.demo.procs import process_identity
 from rollout.demo.sandbox import RECORD
-from tests.support.installed import installed_rollout
+from tests.support.installed import ROLLOUT, installed_rollout
 
 
 @pytest.fixture
@@ -104,3 +105,34 @@ def test_a_process_identity_is_stable_while_it_runs_and_gone_after(
     process.wait()
     assert process_identity(process.pid) is None
     assert process_identity(os.getpid()) is not None
+
+
+def test_up_exits_4_when_a_part_cannot_start_and_leaves_nothing_running(tmp_path: Path) -> None:
+    # No prometheus on PATH: the model servers and HAProxy start first, then must be stopped.
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    done = subprocess.run(
+        [ROLLOUT, "sandbox", "up", "--dir", "sb"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "PATH": str(empty), "COLUMNS": "200"},
+    )
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "did not start" in done.stdout and "prometheus is not on PATH" in done.stdout
+    assert (tmp_path / "sb" / "stack" / "server-v1.log").exists()  # the logs stay
+    assert not (tmp_path / "sb" / RECORD).exists()
+    assert started_from(tmp_path) == [], "a process of the failed sandbox still runs"
+
+
+def started_from(folder: Path) -> list[str]:
+    """Live processes whose command line names `folder` (the stack's files are in it)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if str(folder) in cmdline and process_identity(int(proc.name)) is not None:
+                found.append(cmdline)
+    return found
