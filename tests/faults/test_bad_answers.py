@@ -76,7 +76,7 @@ def test_through_the_proxy_without_a_fault_the_same_data_passes(
 ) -> None:
     observation = look(proxy, synthetic_prometheus)
     assert not observation.problems
-    assert judge([observation], POLICY).verdict is Verdict.PASS
+    assert judge([observation], POLICY).verdict is Verdict.NO_REGRESSION
 
 
 @pytest.mark.parametrize("fault", list(ERRORS), ids=str)

@@ -2,8 +2,11 @@
 
 `FaultProxy(upstream).start()` forwards every request to the upstream Prometheus
 unchanged until a fault is switched on with `proxy.fault = Fault.X`. Faults on the
-answer's content (NaN, +Inf, empty vector, one version) rewrite the real answer of
-`/api/v1/query`; the others (slow, HTTP 500, invalid JSON, hold) replace any API answer.
+answer's content (NaN, +Inf, empty result, one version) rewrite the real answer of
+`/api/v1/query` and `/api/v1/query_range`, GET or POST: a matrix (range vector: every sample
+of every series in `values`), an instant vector (`value`) or a scalar alike, as Prometheus
+itself would write them ("NaN", "+Inf"). The others (slow, HTTP 500, invalid JSON, hold)
+replace any API answer.
 The proxy records the headers it was sent (to prove a token travels) and signals
 when a request arrives (`arrived`), so a test can act while a query is in flight.
 """
@@ -17,6 +20,7 @@ import time
 from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -28,13 +32,15 @@ class Fault(StrEnum):
     INVALID_JSON = "invalid-json"
     NAN = "nan"  # every sample value becomes NaN
     INF = "inf"  # every sample value becomes +Inf
-    EMPTY = "empty"  # every instant vector comes back empty
+    EMPTY = "empty"  # every vector and matrix comes back without series
     ONE_VERSION = "one-version"  # only the series of `keep_version` survive
     HOLD = "hold"  # the request waits until `release()` (or the fault changes)
     ECHO_HEADERS = "echo-headers"  # HTTP 500 whose error message repeats the request's headers
 
 
 CONTENT_FAULTS = (Fault.NAN, Fault.INF, Fault.EMPTY, Fault.ONE_VERSION)
+QUERY_PATHS = ("/api/v1/query", "/api/v1/query_range")  # answers with series to rewrite
+SPECIAL_VALUES = {Fault.NAN: "NaN", Fault.INF: "+Inf"}  # Prometheus' own spelling
 
 
 class FaultProxy:
@@ -171,27 +177,38 @@ class FaultProxy:
             request.command, self.upstream + request.path, headers=forwarded, content=body
         )
         payload = upstream.content
-        if fault in CONTENT_FAULTS and request.path.startswith("/api/v1/query?"):
+        if fault in CONTENT_FAULTS and urlsplit(request.path).path in QUERY_PATHS:
             payload = self._rewrite(payload, fault)
         content_type = upstream.headers.get("content-type", "application/json")
         return upstream.status_code, content_type, payload
 
     def _rewrite(self, payload: bytes, fault: Fault) -> bytes:
-        with contextlib.suppress(ValueError):
+        """The answer with `fault` applied to its series; anything else passes unchanged."""
+        with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
             document: Any = json.loads(payload)
             data = document.get("data", {})
-            if data.get("resultType") == "vector":
-                rows = [self._sample(row, fault) for row in data["result"]]
+            kind = data.get("resultType")
+            if kind in ("vector", "matrix"):
+                rows = [self._series(row, fault) for row in data["result"]]
                 data["result"] = [row for row in rows if row is not None]
-                return json.dumps(document).encode()
+            elif kind == "scalar" and fault in SPECIAL_VALUES:
+                data["result"] = [data["result"][0], SPECIAL_VALUES[fault]]
+            else:
+                return payload
+            return json.dumps(document).encode()
         return payload
 
-    def _sample(self, row: dict[str, Any], fault: Fault) -> dict[str, Any] | None:
+    def _series(self, row: dict[str, Any], fault: Fault) -> dict[str, Any] | None:
+        """One series of a vector (`value`) or a matrix (`values`), or None to drop it."""
         if fault is Fault.EMPTY:
             return None
         if fault is Fault.ONE_VERSION:
             keep = row.get("metric", {}).get(self.version_label) == self.keep_version
             return row if keep else None
-        if fault in (Fault.NAN, Fault.INF):
-            row["value"] = [row["value"][0], "NaN" if fault is Fault.NAN else "+Inf"]
+        if fault in SPECIAL_VALUES:
+            value = SPECIAL_VALUES[fault]
+            if "value" in row:
+                row["value"] = [row["value"][0], value]
+            if "values" in row:
+                row["values"] = [[at, value] for at, _ in row["values"]]
         return row
