@@ -35,11 +35,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a fresh clone: `benchmarks` importable
     sys.path.insert(0, str(ROOT))
 
-import rollout.engine as engine  # noqa: E402
 from benchmarks import report  # noqa: E402
 from benchmarks.peers import NEVER, KayentaWindows, Summary, oracle  # noqa: E402
 from benchmarks.report import HELD  # noqa: E402
-from benchmarks.rollouts import CallTimer, Record, drive, long_policy, old_advance_rule  # noqa: E402
+from benchmarks.rollouts import (  # noqa: E402
+    CallTimer,
+    Record,
+    drive,
+    long_policy,
+    old_advance_rule,
+    set_engine_judge,
+)
 from benchmarks.rows import AA, P95_30, Row, RowStats, rows  # noqa: E402
 from benchmarks.scenarios import SCENARIOS, by_name, schedule  # noqa: E402
 from benchmarks.scrape import Cells, DirectTraffic, ScrapedTraffic  # noqa: E402
@@ -114,7 +120,7 @@ def load_judge(spec: str) -> JudgeFn:
 def use_judge(spec: str) -> JudgeFn:
     """Load the judge and make the engine call it (the default is the engine's own)."""
     function = load_judge(spec)
-    engine.judge_next = function  # type: ignore[assignment]
+    set_engine_judge(function)
     return function
 
 
@@ -277,12 +283,12 @@ def simulate_all(
             if done % 20 == 0 or done == len(tasks):
                 print(f"  {done}/{len(tasks)} chunks", file=sys.stderr, flush=True)
     evaluation = {SCENARIOS[i].name: _merge(p) for (i, cal), p in parts.items() if not cal}
-    calibration = {SCENARIOS[i].name: _merge(p) for (i, cal), p in parts.items() if cal}
+    calibrations = {SCENARIOS[i].name: _merge(p) for (i, cal), p in parts.items() if cal}
     by_row = {
-        table[i].name: [r for _, chunk in sorted(done) for r in chunk]
+        table[i].name: [r for _, chunk in sorted(done, key=lambda d: d[0]) for r in chunk]
         for i, done in records.items()
     }
-    return Simulated(evaluation, calibration, by_row)
+    return Simulated(evaluation, calibrations, by_row)
 
 
 def oracle_minutes(

@@ -24,11 +24,13 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import rollout.engine as engine
 from benchmarks.scrape import DirectTraffic
+from rollout.analysis.accumulate import Analysis
 from rollout.analysis.observation import Target
-from rollout.analysis.verdict import Verdict
+from rollout.analysis.verdict import Judgement, Verdict
 from rollout.engine import (
     CollectEvidence,
     Event,
@@ -120,21 +122,34 @@ def drive(traffic: DirectTraffic, policy: Policy, probe: Probe | None = None) ->
     )
 
 
+JudgeNext = Callable[..., tuple[Analysis | None, Judgement]]  # judge_next's signature
+
+
+def engine_judge() -> JudgeNext:
+    """The judge the engine calls (`rollout.engine` imports `judge_next` by name)."""
+    function: JudgeNext = vars(engine)["judge_next"]
+    return function
+
+
+def set_engine_judge(function: JudgeNext) -> None:
+    vars(engine)["judge_next"] = function
+
+
 @contextlib.contextmanager
 def old_advance_rule() -> Iterator[None]:
     """While inside: a step passes on any look whose verdict is NO_REGRESSION (issue 4's rule),
     not only when the judgement is `ready` (issue 8's). The engine is otherwise unchanged."""
-    original = engine.judge_next
+    original = engine_judge()
 
-    def judge_next(*args: object, **kwargs: object) -> object:
-        analysis, judgement = original(*args, **kwargs)  # type: ignore[arg-type]
+    def judge_next(*args: Any, **kwargs: Any) -> tuple[Analysis | None, Judgement]:
+        analysis, judgement = original(*args, **kwargs)
         return analysis, replace(judgement, ready=judgement.verdict is Verdict.NO_REGRESSION)
 
-    engine.judge_next = judge_next  # type: ignore[assignment]
+    set_engine_judge(judge_next)
     try:
         yield
     finally:
-        engine.judge_next = original
+        set_engine_judge(original)
 
 
 def long_policy(policy: Policy, looks_per_step: int = 40) -> Policy:

@@ -95,7 +95,10 @@ def mixture(name: str, *components: tuple[float, Latency]) -> Latency:
     total = sum(w for w, _ in components)
 
     def cdf(x: FloatArray) -> FloatArray:
-        return sum((w / total) * d.cdf(x) for w, d in components)  # type: ignore[return-value]
+        result = np.zeros(np.shape(x))
+        for weight, distribution in components:
+            result += (weight / total) * distribution.cdf(x)
+        return result
 
     return Latency(name, cdf)
 
@@ -190,7 +193,8 @@ def cell_probabilities(cdf: Cdf, edges: FloatArray) -> FloatArray:
     upper = np.where(np.isinf(edges), 1.0, cdf(np.where(np.isinf(edges), 1.0, edges)))
     probabilities = np.diff(np.concatenate(([0.0], upper)))
     probabilities = np.clip(probabilities, 0.0, None)
-    return probabilities / probabilities.sum()
+    normalised: FloatArray = probabilities / probabilities.sum()
+    return normalised
 
 
 def simulate(

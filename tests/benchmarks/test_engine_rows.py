@@ -7,8 +7,14 @@ import math
 import numpy as np
 import pytest
 
-import rollout.engine as engine
-from benchmarks.rollouts import CallTimer, Record, drive, long_policy, old_advance_rule
+from benchmarks.rollouts import (
+    CallTimer,
+    Record,
+    drive,
+    engine_judge,
+    long_policy,
+    old_advance_rule,
+)
 from benchmarks.rows import AA, ALLOWED, ERRORS_2, P95_30, SHAPES, RowStats, rows
 from benchmarks.scrape import Cells, DirectTraffic, ScrapedTraffic
 from benchmarks.simulate import (
@@ -206,11 +212,11 @@ def test_a_clear_regression_is_rolled_back_with_its_bad_requests_counted() -> No
 
 
 def test_old_advance_rule_is_restored() -> None:
-    original = engine.judge_next
+    original = engine_judge()
     with old_advance_rule():
-        assert engine.judge_next is not original
+        assert engine_judge() is not original
         record = _drive(ERRORS_2, seed=1)
-    assert engine.judge_next is original
+    assert engine_judge() is original
     assert record.phase in (Phase.PROMOTED, Phase.PAUSED, Phase.ROLLED_BACK)
 
 
