@@ -14,7 +14,7 @@ import pytest
 
 from rollout.demo.procs import process_identity
 from rollout.demo.sandbox import RECORD
-from tests.support.installed import ROLLOUT, installed_rollout
+from tests.support.installed import installed_rollout
 
 
 @pytest.fixture
@@ -111,15 +111,7 @@ def test_up_exits_4_when_a_part_cannot_start_and_leaves_nothing_running(tmp_path
     # No prometheus on PATH: the model servers and HAProxy start first, then must be stopped.
     empty = tmp_path / "bin"
     empty.mkdir()
-    done = subprocess.run(
-        [ROLLOUT, "sandbox", "up", "--dir", "sb"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "PATH": str(empty), "COLUMNS": "200"},
-    )
+    done = installed_rollout("sandbox", "up", "--dir", "sb", cwd=tmp_path, env={"PATH": str(empty)})
     assert done.returncode == 4, done.stdout + done.stderr
     assert "did not start" in done.stdout and "prometheus is not on PATH" in done.stdout
     assert (tmp_path / "sb" / "stack" / "server-v1.log").exists()  # the logs stay

@@ -12,8 +12,9 @@ ROLLOUT = str(Path(sys.executable).parent / "rollout")
 
 
 def installed_rollout(
-    *args: str, cwd: Path, timeout: float = 240.0
+    *args: str, cwd: Path, timeout: float = 240.0, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """`rollout ARGS...` in `cwd`; `env` adds to (or overrides) this process's environment."""
     return subprocess.run(
         [ROLLOUT, *args],
         cwd=cwd,
@@ -21,5 +22,5 @@ def installed_rollout(
         text=True,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
     )
