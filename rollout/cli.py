@@ -312,14 +312,13 @@ def demo(
 
 SANDBOX_DIR_HELP = "the sandbox's folder: its spec, record, logs, state and reports"
 DEFAULT_SANDBOX_DIR = Path(".rollout-sandbox")
+SandboxDir = Annotated[Path, typer.Option("--dir", metavar="DIR", help=SANDBOX_DIR_HELP)]
 
 
 @sandbox_app.command("up", cls=RolloutCommand)
 def sandbox_up(
     scenario: Annotated[Scenario, typer.Option(help="what v2 does")] = Scenario.LATENCY,
-    directory: Annotated[
-        Path, typer.Option("--dir", metavar="DIR", help=SANDBOX_DIR_HELP)
-    ] = DEFAULT_SANDBOX_DIR,
+    directory: SandboxDir = DEFAULT_SANDBOX_DIR,
     rps: Annotated[
         float, typer.Option(min=1, max=2000, metavar="N", help="requests per second")
     ] = 60.0,
@@ -338,9 +337,7 @@ def sandbox_up(
 
 @sandbox_app.command("status", cls=RolloutCommand)
 def sandbox_status(
-    directory: Annotated[
-        Path, typer.Option("--dir", metavar="DIR", help=SANDBOX_DIR_HELP)
-    ] = DEFAULT_SANDBOX_DIR,
+    directory: SandboxDir = DEFAULT_SANDBOX_DIR,
 ) -> None:
     """Which of the sandbox's processes run, their addresses, and HAProxy's weights.
 
@@ -353,9 +350,7 @@ def sandbox_status(
 
 @sandbox_app.command("down", cls=RolloutCommand)
 def sandbox_down(
-    directory: Annotated[
-        Path, typer.Option("--dir", metavar="DIR", help=SANDBOX_DIR_HELP)
-    ] = DEFAULT_SANDBOX_DIR,
+    directory: SandboxDir = DEFAULT_SANDBOX_DIR,
 ) -> None:
     """Stop the sandbox's processes (by the pids `up` recorded, only if still the same ones).
 
