@@ -278,6 +278,8 @@ def tradeoff(a: Acceptance) -> list[str]:
 
 def render_acceptance(run: Run, a: Acceptance, speed: Speed | None) -> list[str]:
     shapes = sorted({(r.scenario.name, r.scenario) for r in a.rows}, key=lambda x: x[0])
+    calls = sum(st.judge_calls for st in a.stats.values())
+    seconds = sum(st.judge_seconds for st in a.stats.values())
     lines = [
         "## Engine-driven rollouts (issue 8)",
         "",
@@ -289,6 +291,9 @@ def render_acceptance(run: Run, a: Acceptance, speed: Speed | None) -> list[str]
         "`rollout/analysis/prometheus.py` does (benchmarks/scrape.py). Buckets: `kit` = "
         "`rollout.instrument.metrics.LATENCY_BUCKETS` + +Inf, `coarse` = issue 4's "
         "(10, 25, 50, 75, 100, 150, 200, 250, 500 ms, 1, 2, 5 s, +Inf).",
+        "",
+        f"The engine's per-look call (`advance` with `Looked`, which runs the judge): "
+        f"{calls:,} calls, {1000 * seconds / max(calls, 1):.2f} ms each on average.",
         "",
         "Shapes (baseline -> candidate):",
         "",

@@ -189,6 +189,12 @@ class ScrapedTraffic(DirectTraffic):
         width = 2 + len(self.cells.les)
         return self._observation(start, end, [rises[:width], rises[width:]])
 
+    @property
+    def counters(self) -> list[list[int]]:
+        """The counters' true values now (every slab served so far), per version."""
+        result: list[list[int]] = self._counter.tolist()
+        return result
+
     def scraped_total(self, start: float, end: float) -> list[list[int]]:
         """Counter values at the last scrape at or before `end` minus at or before `start`:
         what the looks over (start, end] add up to (no reset in a simulation)."""

@@ -120,6 +120,10 @@ def test_scraped_looks_partition_the_scraped_counts_exactly(scrape: float) -> No
     traffic = _scraped(scrape, scenario=HEAVY_AA)
     looks = _looks(traffic, [5, 5, 5, 25, 25, 50, 50, 50])
     total = traffic.scraped_total(EPOCH, EPOCH + 60 * len(looks))
+    # the counters hold every slab served: requests by status and the +Inf bucket agree
+    for v in (0, 1):
+        assert traffic.counters[v][0] + traffic.counters[v][1] == traffic.served[v]
+        assert traffic.counters[v][-1] == traffic.served[v]
     for v, version in enumerate(("baseline", "candidate")):
         counts = [getattr(o, version) for o in looks]
         assert sum(c.requests for c in counts) == total[v][0] + total[v][1]
