@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benchmarks import report
 from benchmarks.rollouts import (
     CallTimer,
     Record,
@@ -16,6 +18,7 @@ from benchmarks.rollouts import (
     old_advance_rule,
 )
 from benchmarks.rows import AA, ALLOWED, ERRORS_2, P95_30, SHAPES, RowStats, rows
+from benchmarks.scenarios import schedule
 from benchmarks.scrape import Cells, DirectTraffic, ScrapedTraffic
 from benchmarks.simulate import (
     BIMODAL,
@@ -268,3 +271,44 @@ def test_row_stats() -> None:
     assert stats.rollback_median == math.inf  # fewer than half rolled back
     assert stats.bad_median == 70
     assert stats.judge_calls == 90
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def _stats(rollback: float, minutes: float = 5.0) -> RowStats:
+    return RowStats(
+        1000, rollback, 1 - rollback, 0.0, 0.0, 25, 27, minutes, minutes, 25, 100.0, 25, 25, 0.1
+    )
+
+
+def test_targets_say_met_and_not_met_honestly() -> None:
+    table = rows()
+    stats = {r.name: _stats(0.0) for r in table}
+    for r in table:
+        if r.kind in ("latency", "errors"):
+            stats[r.name] = _stats(1.0, minutes=4.0)
+    worst = next(r for r in table if r.kind == "boundary" and r.scrape == 60)
+    stats[worst.name] = _stats(0.012)
+    acceptance = report.Acceptance(table, stats, oracle_p95_30=2.0)
+    speed = report.Speed(POLICY, 2, 2, 3, look_5=0.002, look_120=0.0029)
+    lines = report.acceptance_targets(acceptance, speed)
+    allowed = next(line for line in lines if line.startswith("- every allowed candidate"))
+    assert "**NOT MET**" in allowed and worst.name in allowed
+    assert all("**met**" in line for line in lines if "A/A false rollbacks" in line)
+    assert any("P95 x2" in line and "**met**" in line for line in lines)
+    assert any("look 120" in line and "**met**" in line for line in lines)
+    text = report.render(
+        report.Run("cmd", "machine", "judge", 1.0, 1000, 4, POLICY, schedule(POLICY)),
+        acceptance,
+        speed,
+        None,
+    )
+    assert "## Engine-driven rollouts (issue 8)" in text and "old advance rule" in text
+
+
+def test_write_keeps_the_discussion(tmp_path: Path) -> None:
+    path = tmp_path / "judge_quality.md"
+    path.write_text("# old\n\nold table\n\n## Discussion\n\nhand-written\n", encoding="utf-8")
+    report.write(path, "# new\n")
+    assert path.read_text(encoding="utf-8") == "# new\n\n## Discussion\n\nhand-written\n"
