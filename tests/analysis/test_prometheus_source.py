@@ -23,7 +23,13 @@ from rollout.spec import CustomMetric, PrometheusConfig, SpecError
 from tests.support.backfill import BackfilledPrometheus, backfilled_prometheus, past_end
 from tests.support.httpserve import serve, serve_text
 from tests.support.scenarios import BASELINE, CANDIDATE, INJECTION
-from tests.support.synthetic import Dataset, SyntheticModel, VersionProfile, synthesize
+from tests.support.synthetic import (
+    KIT_BUCKETS,
+    Dataset,
+    SyntheticModel,
+    VersionProfile,
+    synthesize,
+)
 
 COUNTS = Target(model="counts", baseline=BASELINE, candidate=CANDIDATE)
 TOKEN = "s3cr3t-token-value"
@@ -100,8 +106,9 @@ def test_missing_candidate_series_are_none_and_named(
     problems = "\n".join(observation.problems)
     assert "requests: no series for the candidate (version '2.4.0')" in problems
     assert "latency: no histogram series for the candidate" in problems
-    # Raw series: 3 pods x 2 statuses, and 3 pods x 13 buckets, all the baseline's.
-    assert [q.series for q in observation.queries] == [6, 39]
+    # Raw series: 3 pods x 2 statuses, and 3 pods x the kit's buckets and +Inf, all the
+    # baseline's.
+    assert [q.series for q in observation.queries] == [6, 3 * (len(KIT_BUCKETS) + 1)]
 
 
 def test_a_version_without_error_series_had_zero_errors(tmp_path: Path) -> None:

@@ -73,6 +73,25 @@ def test_scenarios(
     assert says in output
 
 
+def test_coarse_buckets_cannot_show_the_same_regression_and_the_report_says_so(
+    synthetic_prometheus: BackfilledPrometheus, tmp_path: Path
+) -> None:
+    """gate-p95-30's +30% on coarse buckets (... 75, 100, 150 ms ...): the baseline's P95
+    (97 ms) lies in (75 ms, 100 ms], 1.2 x 100 ms is above the next bound, so only a
+    regression past 150 / 75 = +100% can be shown. The gate does not fail it, and says
+    in every report what it could not see."""
+    reports = tmp_path / "reports"
+    request = gate_request(synthetic_prometheus, "gate-p95-30-coarse", report_dir=reports)
+    code, output = run(request)
+    assert code in (ExitCode.PROMOTED, ExitCode.PAUSED), output
+    says = "regressions under +100% cannot be shown with these buckets"
+    assert says in output
+    document = json.loads((reports / "report.json").read_text())
+    assert document["decision"] in ("pass", "inconclusive") and says in document["reason"]
+    assert says in (reports / "report.md").read_text()
+    assert says in (reports / "junit.xml").read_text()
+
+
 def test_no_candidate_series_exits_2_naming_the_empty_query(
     synthetic_prometheus: BackfilledPrometheus,
 ) -> None:

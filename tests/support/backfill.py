@@ -44,6 +44,7 @@ def create_blocks(openmetrics: str, workdir: Path) -> Path:
     )
     if result.returncode != 0:
         raise RuntimeError(f"promtool failed ({result.returncode}):\n{result.stderr[-2000:]}")
+    source.unlink()  # as large as the blocks (~170 MB for the standard dataset); kept on failure
     return data_dir
 
 

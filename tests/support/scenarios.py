@@ -2,12 +2,13 @@
 
 One Prometheus on one backfill serves all tests (a model name per scenario), which
 keeps the suite light on a shared machine. 20 minutes of data end at `past_end()`;
-the gate tests judge the last 15 minutes.
+the gate tests judge the last 15 minutes. Every histogram has the kit's buckets
+(`rollout.instrument.metrics.LATENCY_BUCKETS`), but one scenario's coarse ones.
 """
 
 from __future__ import annotations
 
-from tests.support.synthetic import SyntheticModel, VersionProfile
+from tests.support.synthetic import COARSE_BUCKETS, KIT_BUCKETS, SyntheticModel, VersionProfile
 
 BASELINE = "2.3.1"
 CANDIDATE = "2.4.0"
@@ -17,12 +18,15 @@ GATE_WINDOW = 15 * 60.0
 AA_RUNS = 20
 
 
-def _pair(name: str, seed: int, **candidate: float) -> SyntheticModel:
+def _pair(
+    name: str, seed: int, buckets: tuple[float, ...] = KIT_BUCKETS, **candidate: float
+) -> SyntheticModel:
     return SyntheticModel(
         model=name,
         baseline=VersionProfile(BASELINE),
         candidate=VersionProfile(CANDIDATE, **candidate),  # type: ignore[arg-type]
         seed=seed,
+        buckets=buckets,
     )
 
 
@@ -49,6 +53,9 @@ STANDARD_MODELS: tuple[SyntheticModel, ...] = (
     _pair("gate-same", 21),
     _pair("gate-p95-30", 22, latency_scale=1.30),
     _pair("gate-p95-8", 23, latency_scale=1.08),
+    # The same +30% on coarse buckets (100 ms, 150 ms around the P95 of 97 ms): the judge
+    # cannot show it there, and says so.
+    _pair("gate-p95-30-coarse", 22, COARSE_BUCKETS, latency_scale=1.30),
     SyntheticModel(
         model="gate-errors",
         baseline=VersionProfile(BASELINE, error_rate=0.005),

@@ -4,7 +4,9 @@ Two versions per model, several instances (pods) per version, one instance whose
 counters reset half-way (a pod restart), optionally a pod that appears mid-way (its
 counters start at 0) and one that vanishes, extra labels (route, instance, pod),
 latency from a lognormal distribution (a `latency_scale` multiplies every quantile,
-P95 included), an error fraction and a request rate per version. Samples every
+P95 included), an error fraction and a request rate per version. The histogram has the
+kit's buckets (`rollout.instrument.metrics.LATENCY_BUCKETS`, dense around the SLO) unless
+a model says otherwise (`COARSE_BUCKETS`: what servers with coarse buckets expose). Samples every
 `step` seconds (per model, if it says so). `Truth` keeps every increment at the
 sample that first shows it, so a test can say exactly what an exact count over any
 (start, end] must be: the increments of the samples in (start, end].
@@ -19,10 +21,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rollout.analysis.observation import Bucket, VersionCounts
+from rollout.instrument.metrics import LATENCY_BUCKETS
 from rollout.spec import MetricNames
 
-# The metrics contract's buckets (DESIGN.md), in seconds.
-LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0)
+# Finite bucket bounds in seconds (+Inf closes every histogram): the kit's, and a coarse
+# layout (Prometheus-client-like steps, 100 ms -> 150 ms around a 100 ms P95).
+KIT_BUCKETS: tuple[float, ...] = tuple(sorted(LATENCY_BUCKETS))
+COARSE_BUCKETS: tuple[float, ...] = (
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,7 @@ class SyntheticModel:
     seed: int = 0
     routes: tuple[str, ...] = ("/predict",)
     step: float | None = None  # seconds between samples; None: synthesize()'s step
+    buckets: tuple[float, ...] = KIT_BUCKETS  # the histogram's finite bounds, ascending
 
 
 @dataclass
@@ -66,7 +74,8 @@ class _Increments:
     events: dict[str, float]  # "reset", "appear", "vanish" -> the first sample it shows in
     requests: np.ndarray  # shape (steps,)
     errors: np.ndarray
-    buckets: np.ndarray  # shape (steps, len(LATENCY_BUCKETS) + 1), cumulative over `le`
+    bounds: tuple[float, ...]  # the model's finite bucket bounds
+    buckets: np.ndarray  # shape (steps, len(bounds) + 1), cumulative over `le`
 
 
 @dataclass
@@ -85,7 +94,7 @@ class Truth:
         inc = self.versions[(model, version)]
         mask = (inc.timestamps > start) & (inc.timestamps <= end)
         cumulative = inc.buckets[mask].sum(axis=0)
-        bounds = (*LATENCY_BUCKETS, math.inf)
+        bounds = (*inc.bounds, math.inf)
         return VersionCounts(
             requests=int(inc.requests[mask].sum()),
             errors=int(inc.errors[mask].sum()),
@@ -116,6 +125,14 @@ def _format(value: float) -> str:
     return repr(float(value)) if not float(value).is_integer() else str(int(value))
 
 
+def _formatted(values: np.ndarray) -> list[str]:
+    """`_format` of every value; whole numbers (counters, timestamps) at numpy's speed."""
+    if np.all(np.mod(values, 1) == 0):
+        result: list[str] = values.astype(np.int64).astype(str).tolist()
+        return result
+    return [_format(v) for v in values]
+
+
 @dataclass
 class _Series:
     name: str
@@ -142,7 +159,7 @@ def _instance_series(
     rng: np.random.Generator,
     totals: _Increments,
 ) -> Iterator[_Series]:
-    bounds = np.array(LATENCY_BUCKETS)
+    bounds = np.array(model.buckets)
     steps = len(timestamps)
     step = float(timestamps[1] - timestamps[0])
     per_stream = profile.rps * step / (profile.instances * len(model.routes))
@@ -203,10 +220,14 @@ def _instance_series(
                     (*common, ("le", le)),
                     _counter(cumulative[:, i], base * (i + 1), reset_at),
                 )
-                for i, le in enumerate((*(repr(b) for b in LATENCY_BUCKETS), "+Inf"))
+                for i, le in enumerate((*(repr(b) for b in model.buckets), "+Inf"))
             ]
             counters += [
-                (f"{names.latency}_count", common, _counter(n, base * 13, reset_at)),
+                (
+                    f"{names.latency}_count",
+                    common,
+                    _counter(n, base * (len(bounds) + 1), reset_at),
+                ),
                 (f"{names.latency}_sum", common, _counter(seconds, base, reset_at)),
             ]
             for name, labels, values in counters:
@@ -242,7 +263,8 @@ def synthesize(
                 events={},
                 requests=np.zeros(len(stamps), dtype=np.int64),
                 errors=np.zeros(len(stamps), dtype=np.int64),
-                buckets=np.zeros((len(stamps), len(LATENCY_BUCKETS) + 1), dtype=np.int64),
+                bounds=model.buckets,
+                buckets=np.zeros((len(stamps), len(model.buckets) + 1), dtype=np.int64),
             )
             series.extend(_instance_series(model, profile, names, stamps, rng, totals))
             truth.versions[(model.model, profile.version)] = totals
@@ -273,8 +295,8 @@ def _render(series: list[_Series], names: MetricNames) -> str:
                 continue
             head = s.name + _labels(s.labels)
             lines.extend(
-                f"{head} {_format(v)} {_format(t)}"
-                for v, t in zip(s.values, s.timestamps, strict=True)
+                f"{head} {v} {t}"
+                for v, t in zip(_formatted(s.values), _formatted(s.timestamps), strict=True)
             )
     lines.append("# EOF")
     return "\n".join(lines) + "\n"
