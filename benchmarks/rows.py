@@ -21,7 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchmarks.rollouts import Record
-from benchmarks.simulate import BIMODAL, HEAVY, LOGNORMAL, LOGNORMAL_60, Latency, Scenario
+from benchmarks.simulate import (
+    BIMODAL,
+    HEAVY,
+    LOGNORMAL,
+    LOGNORMAL_60,
+    LOGNORMAL_90,
+    Latency,
+    Scenario,
+)
 
 RATE = 200.0
 SCRAPES = (15.0, 30.0, 60.0)
@@ -60,7 +68,9 @@ ALLOWED = (
     _scenario("lognormal x1.1 (P95 +10%)", "boundary", LOGNORMAL, LOGNORMAL.scaled(1.1)),
 )
 P95_30 = _scenario("P95 +30% (lognormal x1.3)", "latency", LOGNORMAL, LOGNORMAL.scaled(1.3))
-P95_X2 = _scenario("P95 x2 (lognormal x2)", "latency", LOGNORMAL, LOGNORMAL.scaled(2.0))
+P95_X2 = _scenario(
+    "P95 x2 (lognormal, P95 90 ms, x2)", "latency", LOGNORMAL_90, LOGNORMAL_90.scaled(2.0)
+)
 ERRORS_15 = _scenario("errors 1% -> 1.5%", "errors", LOGNORMAL, LOGNORMAL, 0.015)
 ERRORS_2 = _scenario("errors 1% -> 2%", "errors", LOGNORMAL, LOGNORMAL, 0.02)
 SHAPES = (*AA, *ALLOWED, P95_30, P95_X2, ERRORS_15, ERRORS_2)

@@ -109,6 +109,9 @@ LOGNORMAL = lognormal(0.05, math.log(2.0) / Z95)
 HEAVY = lognormal_pareto(0.05, 0.35, 0.04, 0.08, 1.6)
 # Median 60 ms, P95 100 ms exactly: the body of the tail-stretched candidate.
 LOGNORMAL_60 = lognormal(0.06, math.log(0.1 / 0.06) / Z95)
+# P95 90 ms, between the coarse bounds: with the P95 exactly on a bound (100 ms) and x2 landing
+# exactly on the next one (200 ms), no shape-free test can show anything on the coarse buckets.
+LOGNORMAL_90 = lognormal(0.045, math.log(2.0) / Z95)
 # A cache in front of the model: 80% hits around 20 ms, 20% misses around 300 ms.
 BIMODAL = mixture(
     "bimodal: 80% lognormal(median 20 ms, sigma 0.30) + 20% lognormal(median 300 ms, sigma 0.25)",
