@@ -18,38 +18,42 @@ grid of rho0 (`rho_grid`), both directions, which inverts to a confidence sequen
 that agrees with the test: the test rejects exactly when the sequence's lower end passes the
 null ratio 1 + maxIncrease.
 
-Latency, shape-free (`quantile_window`, `matched_tail_llr`). Null: the candidate's q-quantile
-Q_c <= (1 + r) Q_b, for any latency distributions. Only exact cumulative bucket counts at the
+Latency, shape-free (`quantile_window`, `matched_tail_llr`, `window_log_e`). Null: the
+candidate's q-quantile Q_c <= (1 + r) Q_b, for any latency distributions. Only exact cumulative bucket counts at the
 histogram's bounds are used, never a count inside a bucket. With F the cumulative distribution
 function, Q = inf{x : F(x) >= q}, so for any bound l: F(l) < q implies l < Q, and F(l) >= q
 implies l >= Q.
 
-1. Window. Before look t, from the baseline's looks < t only (predictable), `lower` is the
-   largest bound where a mixture e-process for "F_b(l) >= q" has reached 1/a_w (evidence that
-   F_b(l) < q) and `upper` the smallest bound where one for "F_b(l) <= q" has (evidence that
-   F_b(l) >= q). Let l* be the smallest bound with F_b(l*) >= q: any bound at or above it has at
-   least l*'s count at or below it, so it is named `lower` only if l*'s own e-process crossed;
-   likewise for `upper` and the largest bound with F_b < q. So with probability >= 1 - 2 a_w,
-   simultaneously for every look, lower < Q_b <= upper. No union over the bounds is needed.
-2. Matched tails. `candidate_above` is the smallest bound c >= (1 + r) x upper. When the window
-   holds and H0 holds: c >= (1 + r) Q_b >= Q_c, so S_c(c) = 1 - F_c(c) <= 1 - q; and
-   S_b(lower) > 1 - q. Hence S_c(c) < S_b(lower): a candidate request lands above c less often
-   than a baseline request lands above `lower`. Conditional on the look's total of such "slow"
-   requests, the candidate's share is the binomial question of the error test with rho0 = 1.
-   Let E' be the e-process whose look-t factor is replaced by 1 where the window misses Q_b (a
-   predictable event): E' is a test supermartingale under H0, and E = E' whenever the window
-   never misses, so P(sup E >= 1/a_e) <= 2 a_w + a_e.
-3. The reported interval of the quantile ratio is built the same way from both versions'
-   windows (looks <= t): Q_c in (lower_c, upper_c], Q_b in (lower_b, upper_b], so the ratio is in
+1. Window. From the baseline's counts so far, `lower` is the largest bound where a mixture
+   e-process for "F_b(l) >= q" has reached 1/a_w (evidence that F_b(l) < q) and `upper` the
+   smallest bound where one for "F_b(l) <= q" has (evidence that F_b(l) >= q). Let l* be the
+   smallest bound with F_b(l*) >= q: a bound at or above it has no more requests above it than
+   l*, and the e-process grows with that count, so it is named `lower` only if l*'s own
+   e-process crossed; likewise for `upper` and the largest bound with F_b < q. So with
+   probability >= 1 - 2 a_w, at every look at once, lower < Q_b <= upper. No union over the
+   bounds is needed. (The baseline is taken to be one distribution over the rollout here.)
+2. Matched tails, one e-process per bucket (`bucket_pairs`, `matched_tail_llr`). For each
+   bucket (l_k, l_k+1], c_k is the smallest bound >= (1 + r) l_k+1. If Q_b is in that bucket
+   and H0 holds: c_k >= (1 + r) Q_b >= Q_c, so S_c(c_k) = 1 - F_c(c_k) <= 1 - q < S_b(l_k). A
+   candidate request lands above c_k less often than a baseline request lands above l_k, so
+   conditional on a look's total of such "slow" requests the candidate's share is the
+   binomial question of the error test with rho0 = 1, and the product over looks E_k is an
+   e-process for the true bucket k* (fixed, whatever the window says).
+3. The statistic (`window_log_e`) is the smallest E_k over the buckets the window leaves
+   possible. When the window holds, k* is among them, so the statistic is at most E_k*: P(it
+   ever reaches 1/a_e) <= 2 a_w + a_e.
+4. The reported interval of the quantile ratio is built from both versions' windows: Q_c in
+   (lower_c, upper_c], Q_b in (lower_b, upper_b], so the ratio is in
    (lower_c / upper_b, upper_c / lower_b) with probability >= 1 - 4 a_w at every look. When its
    lower end passes 1 + r, the regression is shown: the judge fails the candidate then too.
    With a_w = a / 8 and a_e = a / 2 the latency test's false-rollback rate is at most a.
 
-Both versions are compared within the same look, so drift that moves both (diurnal load) moves
-both tails: an A/A candidate can never be failed by step 2, whatever the window (c >= lower).
-What the buckets cannot resolve stays unresolved: a candidate whose quantile is at most c is
-never shown regressed, so the smallest regression the test can show is c / lower - 1
-(`Resolution`, said in every report).
+Both versions are compared within the same look, so load that slows both (diurnal drift) moves
+both tails alike: a candidate identical to the baseline in every look gets no evidence from step
+2 whatever the window says (c_k > l_k). What the buckets cannot resolve stays unresolved: a
+candidate whose quantile is at most c_k is never shown regressed, so the smallest regression the
+test can show is c / lower - 1 for the window's widest pair (`Window.resolution`, said in every
+report).
 """
 
 from __future__ import annotations
@@ -188,8 +192,8 @@ def bound_at_least(value: float, les: FloatArray) -> float:
 
 @dataclass(frozen=True)
 class Window:
-    """Where the baseline's quantile lies before a look, at bucket resolution (step 1), and
-    the candidate's matched threshold (step 2). NaN where the data cannot say yet."""
+    """Where the baseline's quantile lies, at bucket resolution (step 1), and the matched bound
+    of the window's top bucket (step 2). NaN where the data cannot say yet."""
 
     lower: float = math.nan  # the baseline's quantile is shown to be above this bound
     upper: float = math.nan  # ... and at or below this one
@@ -197,7 +201,7 @@ class Window:
 
     @property
     def resolution(self) -> float:
-        """The smallest P95 rise the matched tails can show: candidate_above / lower - 1."""
+        """The smallest quantile rise every bucket of the window can show (step 2, widest pair)."""
         return self.candidate_above / self.lower - 1.0 if self.lower > 0 else math.nan
 
 
