@@ -19,10 +19,10 @@ that agrees with the test: the test rejects exactly when the sequence's lower en
 null ratio 1 + maxIncrease.
 
 Latency, shape-free (`quantile_window`, `matched_tail_llr`, `window_log_e`). Null: the
-candidate's q-quantile Q_c <= (1 + r) Q_b, for any latency distributions. Only exact cumulative bucket counts at the
-histogram's bounds are used, never a count inside a bucket. With F the cumulative distribution
-function, Q = inf{x : F(x) >= q}, so for any bound l: F(l) < q implies l < Q, and F(l) >= q
-implies l >= Q.
+candidate's q-quantile Q_c <= (1 + r) Q_b, for any latency distributions. Only exact
+cumulative bucket counts at the histogram's bounds are used, never a count inside a bucket.
+With F the cumulative distribution function, Q = inf{x : F(x) >= q}, so for any bound l:
+F(l) < q implies l < Q, and F(l) >= q implies l >= Q.
 
 1. Window. From the baseline's counts so far, `lower` is the largest bound where a mixture
    e-process for "F_b(l) >= q" has reached 1/a_w (evidence that F_b(l) < q) and `upper` the
