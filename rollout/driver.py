@@ -57,6 +57,7 @@ from rollout.evidence.gather import gather_evidence
 from rollout.evidence.render import render_text, write_reports
 from rollout.evidence.report import Report, SpanTiming, TraceEvidence
 from rollout.exit_codes import ExitCode
+from rollout.gate import custom_window
 from rollout.routers.base import RouterError, TrafficRouter, Weights
 from rollout.spec import Policy, RolloutSpec, SpecError
 from rollout.state import (
@@ -226,8 +227,11 @@ class Driver:
                 return RouterFailed(str(exc), since=began)
         if isinstance(action, Observe):
             began = self.clock.now()  # an outage starts when its first failing attempt does
+            look = (action.start, action.end)
+            since = state.started_at if state.started_at is not None else action.start
+            window = custom_window(look, since, self.policy)  # custom queries: analysis.window
             try:
-                return Looked(self.source.observe(self.target, action.start, action.end))
+                return Looked(self.source.observe(self.target, *look, custom_window=window))
             except MetricsSourceError as exc:
                 return SourceFailed(str(exc), since=began)
         if isinstance(action, Wait):

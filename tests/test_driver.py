@@ -78,6 +78,43 @@ def test_a_healthy_candidate_is_promoted_step_by_step(
     assert "P95" in (tmp_path / "console.txt").read_text()
 
 
+def test_custom_queries_see_the_analysis_window_from_the_rollouts_start(
+    stack: Stack, synthetic_prometheus: BackfilledPrometheus, tmp_path: Path
+) -> None:
+    """analysis.window 5m at 1m looks: the counts stay each look's own (contiguous 60 s),
+    the custom query's range grows with the rollout to 5m and stays there."""
+    document = POLICY.model_dump(mode="json", by_alias=True, exclude_none=True)
+    document["analysis"]["window"] = 300
+    document["customMetrics"] = [
+        {
+            "name": "served",
+            "query": "sum(increase(inference_requests_total{version_selector}[{window}]))",
+            "maxRelativeChange": 10,
+        }
+    ]
+    policy = Policy.model_validate(document)
+    clock = ReplayClock(synthetic_prometheus.dataset.start + 120)
+    code = run_from_spec(
+        make_spec("gate-same", stack.haproxy, synthetic_prometheus.url),
+        policy,
+        state_dir=tmp_path / "state",
+        report_dir=None,
+        console=Console(file=(tmp_path / "console.txt").open("a"), width=200),
+        clock=clock,
+    )
+    state = LocalFileStore(tmp_path / "state" / "default-gate-same.json").load()
+    assert state is not None and state.started_at is not None
+    assert code is ExitCode.PROMOTED, state.reason
+    assert len(state.history) >= 6
+    for look in state.history:
+        assert look.end - look.start == 60  # the counts: this look alone
+        (query, *_) = [q.promql for q in look.queries if q.signal == "custom:served"]
+        seen = min(300, round(look.end - state.started_at))
+        assert f"[{seen}s]" in query, (look.start - state.started_at, query)
+        assert all(c.baseline and c.candidate for c in look.custom)
+    assert "[300s]" in state.history[-1].queries[2].promql
+
+
 def test_a_candidate_with_more_errors_is_rolled_back_with_all_traffic_on_the_baseline(
     stack: Stack, synthetic_prometheus: BackfilledPrometheus, tmp_path: Path
 ) -> None:
