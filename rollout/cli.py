@@ -8,6 +8,7 @@ as bad input does, never click's default 2, which means "paused / inconclusive" 
 from __future__ import annotations
 
 import sys
+import traceback
 from collections.abc import Sequence
 from enum import StrEnum
 from importlib import metadata
@@ -105,6 +106,14 @@ class RolloutGroup(TyperGroup):
         except typer.Abort:  # EOF on a prompt, or Ctrl-C inside click itself
             typer.echo("interrupted", err=True)
             return _leave(INTERRUPTED_GATE, standalone_mode)
+        except Exception as exc:  # a bug must not read as "regression confirmed" (exit 1)
+            traceback.print_exc(file=sys.stderr)
+            typer.echo(
+                f"internal error ({type(exc).__name__}): this is a bug in rollout, not a verdict "
+                "on the candidate; no traffic was changed by this error (exit 4)",
+                err=True,
+            )
+            return _leave(int(ExitCode.INFRASTRUCTURE), standalone_mode)
         code = result if isinstance(result, int) else 0
         return _leave(code, standalone_mode) if standalone_mode else result
 

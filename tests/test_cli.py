@@ -153,3 +153,16 @@ def test_help_keeps_sentences_whole_and_states_the_report_dirs_default() -> None
     demo = runner.invoke(app, ["demo", "--help"], terminal_width=200).output
     # The docstring's line breaks are re-flowed: a sentence is on one line at 200 columns.
     assert "`healthy` leaves it as fast as v1." in demo
+
+
+def test_an_unexpected_error_exits_4_never_1_which_means_a_regression(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: object, **kwargs: object) -> int:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("rollout.gate.run_gate", broken)
+    args = ["gate", "--prometheus-url", "http://127.0.0.1:9", "--model", "m"]
+    result = runner.invoke(app, [*args, "--baseline", "1", "--candidate", "2", "--window", "5m"])
+    assert result.exit_code == 4
+    assert "internal error (RuntimeError)" in result.output and "not a verdict" in result.output
