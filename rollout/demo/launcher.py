@@ -42,7 +42,10 @@ SCENARIOS: dict[str, tuple[float, float]] = {
     "latency": (2.0, 0.0),
     "errors": (1.0, 0.05),
 }
-# Prometheus needs two scrapes of every series before increase() has a value.
+# Exact counts need no second scrape (no increase()), but the rollout should not start
+# before Prometheus (scraping every second) has sampled the servers under load: the first
+# look then counts from a sample at its start rather than everything the baseline served
+# before, and the pre-start check of the baseline's buckets has a histogram to read.
 WARMUP_SECONDS = 4.0
 
 
