@@ -170,7 +170,7 @@ def _grid(rows: tuple[Floats, ...]) -> np.ndarray | None:
 
 
 def _tuple2(matrix: np.ndarray) -> tuple[Floats, ...]:
-    return tuple(tuple(float(v) for v in row) for row in matrix)
+    return tuple(map(tuple, matrix.tolist()))
 
 
 def _usable(buckets: tuple[Bucket, ...] | None) -> bool:

@@ -223,7 +223,7 @@ def _latency(analysis: Analysis, latest: Observation, policy: Policy, alpha: flo
     p_c = stats.histogram_quantile(q, les, cand_total)
     ratio = p_c / p_b if math.isfinite(p_b) and p_b > 0 and math.isfinite(p_c) else None
     w_alpha = window_alpha(policy)
-    low_b, up_b = seq.quantile_bounds(q, les, base_total, w_alpha)
+    low_b, up_b = analysis.window.lower, analysis.window.upper  # from the same totals
     low_c, up_c = seq.quantile_bounds(q, les, cand_total, w_alpha)
     interval = (
         low_c / up_b if low_c > 0 and up_b > 0 else 0.0,

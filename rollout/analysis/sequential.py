@@ -221,14 +221,12 @@ def above(bound: float, les: FloatArray, cumulative: FloatArray) -> float:
 
 def bucket_pairs(r: float, les: FloatArray) -> NDArray[np.int64]:
     """Per finite bucket (l_k, l_k+1]: the index of its matched candidate bound, the smallest
-    bound >= (1 + r) l_k+1 (-1 when the buckets end below it)."""
+    bound >= (1 + r) l_k+1 (-1 when the buckets end below it). Same tolerance as
+    `bound_at_least`."""
     finite = les[:-1]
-    out = np.full(max(finite.size - 1, 0), -1, dtype=np.int64)
-    for k in range(out.size):
-        c = bound_at_least((1.0 + r) * finite[k + 1], les)
-        if math.isfinite(c):
-            out[k] = int(np.searchsorted(les, c))
-    return out
+    wanted = (1.0 + r) * finite[1:] * (1.0 - 1e-4)
+    index = np.searchsorted(finite, wanted, side="left").astype(np.int64)
+    return np.where(index < finite.size, index, -1)
 
 
 def matched_tail_llr(
