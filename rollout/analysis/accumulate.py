@@ -63,6 +63,9 @@ class Analysis:
     errors_down: tuple[Floats, ...] = ()
     latency_llr: tuple[Floats, ...] = ()  # matched tails: log-LR per bucket and alternative
     window: Window = field(default_factory=Window)  # where the baseline's quantile lies
+    # The quantile ratio's confidence sequence, intersected over the looks (valid at all at once)
+    ratio_low: float = 0.0
+    ratio_high: float = math.inf
     peaks: tuple[tuple[str, float], ...] = ()  # each test's largest log e-value so far
     custom: tuple[CustomTally, ...] = ()
 
@@ -93,6 +96,7 @@ def accumulate(analysis: Analysis | None, observation: Observation, policy: Poli
     base_totals = _add(a.baseline, n_b, e_b, base_counts)
     cand_totals = _add(a.candidate, n_c, e_c, cand_counts)
     window, latency_llr = a.window, a.latency_llr
+    ratio_low, ratio_high = a.ratio_low, a.ratio_high
     if latency_ok:
         assert base_counts is not None and cand_counts is not None
         q, r = policy.latency.quantile, policy.latency.max_regression
@@ -105,6 +109,12 @@ def accumulate(analysis: Analysis | None, observation: Observation, policy: Poli
         )
         log_e = seq.window_log_e(summed, window, les_array)
         peaks["latency_p95"] = max(peaks.get("latency_p95", 0.0), log_e)
+        low_c, up_c = seq.quantile_bounds(
+            q, les_array, np.asarray(cand_totals.buckets), window_alpha(policy)
+        )
+        ratio_low = max(ratio_low, low_c / window.upper if low_c > 0 and window.upper > 0 else 0.0)
+        if window.lower > 0 and math.isfinite(up_c):
+            ratio_high = min(ratio_high, up_c / window.lower)
 
     if policy.slo.max_error_rate is not None:
         bound = policy.slo.max_error_rate
@@ -127,6 +137,8 @@ def accumulate(analysis: Analysis | None, observation: Observation, policy: Poli
         errors_down=_tuple2(down),
         latency_llr=latency_llr,
         window=window,
+        ratio_low=ratio_low,
+        ratio_high=ratio_high,
         peaks=tuple(sorted(peaks.items())),
         custom=custom,
     )
