@@ -64,7 +64,7 @@ def test_baselines_are_what_their_names_say() -> None:
         ("lognormal x1.2 (P95 +20%)", 1.2),
         ("lognormal x1.1 (P95 +10%)", 1.1),
         ("P95 +30% (lognormal x1.3)", 1.3),
-        ("P95 x2 (lognormal x2)", 2.0),
+        ("P95 x2 (lognormal, P95 90 ms, x2)", 2.0),
     ],
 )
 def test_candidate_p95_ratios_are_what_the_names_say(name: str, ratio: float) -> None:
