@@ -101,6 +101,10 @@ def _transient(exc: BaseException) -> bool:
 class PrometheusSource:
     """Counts per version from Prometheus; see the module docstring for the guarantees."""
 
+    # Whether the server keeps no exemplars (VictoriaMetrics): asked once, on the first
+    # empty exemplars answer, by `_keeps_no_exemplars`.
+    _no_exemplars: bool | None = None
+
     def __init__(
         self,
         config: PrometheusConfig,
@@ -420,6 +424,11 @@ class PrometheusSource:
         data: Any = self._run(
             "exemplars", lambda: self._get_json("/api/v1/query_exemplars", params)
         )
+        if not data and self._keeps_no_exemplars():
+            raise MetricsSourceError(
+                f"{self.url}: no exemplars from this backend (VictoriaMetrics keeps none; "
+                "its /api/v1/query_exemplars always answers empty)"
+            )
         found: list[Exemplar] = []
         try:
             for series in data:
@@ -442,6 +451,11 @@ class PrometheusSource:
                 f"Prometheus at {self.url} answered the exemplars query with an invalid shape"
             ) from None
         return found
+
+    def _keeps_no_exemplars(self) -> bool:
+        if self._no_exemplars is None:
+            self._no_exemplars = is_victoria_metrics(self._http)
+        return self._no_exemplars
 
     def _get_json(self, path: str, params: dict[str, str]) -> Any:
         response = self._http.get(path, params=params)
@@ -515,3 +529,24 @@ def _read_secret(path: Path, field: str) -> str:
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or "not UTF-8 text"
         raise file_problem(str(path), field, f"cannot read the file: {reason}") from None
+
+
+def is_victoria_metrics(http: httpx.Client) -> bool:
+    """Whether the server behind `http` is VictoriaMetrics, from one buildinfo request.
+
+    Its range selectors answer raw samples as Prometheus' do, so the counts need nothing
+    else; but 1.79 keeps no exemplars and answers `/api/v1/query_exemplars` with an
+    empty success. Prometheus' `/api/v1/status/buildinfo` names its version;
+    VictoriaMetrics' names none (`"data": {}`) and its answers carry `X-Server-Hostname`.
+    Any failure is "not known to be": the empty answer then stays "no exemplars found"."""
+    try:
+        response = http.get("/api/v1/status/buildinfo")
+        body = response.json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    if response.status_code != 200 or not isinstance(body, dict):
+        return False
+    data = body.get("data")
+    return "X-Server-Hostname" in response.headers or (
+        body.get("status") == "success" and isinstance(data, dict) and "version" not in data
+    )
