@@ -1,9 +1,12 @@
-"""The imperative shell around the engine: read back -> observe -> advance -> act -> persist.
+"""`rollout run` and `rollout abort`: a scheduler of one rollout, and its console.
 
-Every state the engine returns is saved before its actions run, so the intent (the
-weights about to be set) is on disk before the router is touched: a crash anywhere
-resumes with the same desired weights, and setting them again is idempotent. A
-SIGTERM or Ctrl-C leaves traffic as it is; the next `rollout run` resumes.
+The reconciler (`rollout/reconcile.py`) performs the engine's actions and saves the state
+before each batch of them runs, so the intent (the weights about to be set) is on disk
+before the router is touched: a crash anywhere resumes with the same desired weights, and
+setting them again is idempotent. The scheduler (`rollout/scheduler.py`) waits for each
+wake-up. This module is what stays a CLI's: the run lock, the preflight, printing what
+happened, the exit code, and SIGTERM or Ctrl-C, which stop the scheduler and leave traffic
+as it is; the next `rollout run` resumes.
 """
 
 from __future__ import annotations
@@ -12,12 +15,9 @@ import contextlib
 import hashlib
 import math
 import signal
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Protocol
 
 from rich.console import Console
 from rich.markup import escape
@@ -30,44 +30,45 @@ from rollout.analysis.observation import (
     VersionCounts,
 )
 from rollout.analysis.stats import bucket_arrays, histogram_quantile
-from rollout.analysis.verdict import Comparison
-from rollout.engine import (
-    DECISIONS,
-    Abort,
-    Action,
-    CollectEvidence,
-    Event,
-    Looked,
-    Observe,
-    ReadWeights,
-    ReportWritten,
-    Resumed,
-    RouterFailed,
-    SetWeights,
-    SourceFailed,
-    Started,
-    Tick,
-    Wait,
-    WeightsRead,
-    WriteReport,
-    advance,
-)
-from rollout.evidence.exemplars import attach_spans
-from rollout.evidence.gather import gather_evidence
-from rollout.evidence.render import render_text, write_reports
-from rollout.evidence.report import Report, SpanTiming, TraceEvidence
+from rollout.engine import DECISIONS, Abort, Event, Looked, ReportWritten, Resumed, Started
+from rollout.evidence.render import render_text
+from rollout.evidence.report import SpanTiming
 from rollout.exit_codes import ExitCode
-from rollout.gate import custom_window
+from rollout.reconcile import (
+    Advanced,
+    Clock,
+    EvidenceSettings,
+    Happening,
+    Reconciler,
+    ReportDone,
+    Rollout,
+    SystemClock,
+)
 from rollout.routers.base import RouterError, TrafficRouter, Weights
+from rollout.scheduler import Scheduler
 from rollout.spec import Policy, RolloutSpec, SpecError
 from rollout.state import (
-    LocalFileStore,
+    LocalQueryLog,
+    LocalStateStore,
     Phase,
     RolloutState,
     StateError,
     StateLockedError,
-    StateStore,
 )
+
+__all__ = [
+    "ABORT_EXIT_CODES",
+    "EXIT_CODES",
+    "Clock",
+    "Driver",
+    "EvidenceSettings",
+    "Interrupted",
+    "SystemClock",
+    "abort_from_spec",
+    "build_driver",
+    "policy_digest",
+    "run_from_spec",
+]
 
 EXIT_CODES = {
     Phase.PROMOTED: ExitCode.PROMOTED,
@@ -83,30 +84,6 @@ ABORT_EXIT_CODES = {
 INTERRUPTED_RESUMABLE = "run the same command again to resume"
 
 
-class Clock(Protocol):
-    def now(self) -> float:
-        """Unix seconds."""
-        ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    def now(self) -> float:
-        return time.time()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-
-@dataclass(frozen=True)
-class EvidenceSettings:
-    trace_link_template: str
-    max_exemplars: int = 10
-    report_dir: Path | None = None  # None: the terminal summary only
-    spans_lookup: Callable[[str], tuple[SpanTiming, ...]] | None = None
-
-
 class Interrupted(Exception):
     """SIGTERM: stop where we are; the saved state lets the next run resume."""
 
@@ -115,8 +92,13 @@ def policy_digest(policy: Policy) -> str:
     return hashlib.sha256(policy.model_dump_json().encode()).hexdigest()[:16]
 
 
+def state_key(namespace: str, name: str) -> str:
+    return f"{namespace}-{name}"
+
+
 class Driver:
-    """Runs one rollout to a decision (or until interrupted), persisting as it goes."""
+    """Runs one rollout to a decision (or until interrupted) through a scheduler of one,
+    saying what happens on the console."""
 
     def __init__(
         self,
@@ -124,53 +106,65 @@ class Driver:
         name: str,
         router: TrafficRouter,
         source: MetricsSource,
-        store: StateStore,
+        store: LocalStateStore,
         policy: Policy,
         target: Target,
         evidence: EvidenceSettings,
         clock: Clock | None = None,
         console: Console | None = None,
         policy_source: str = "",
+        key: str | None = None,
     ) -> None:
         self.name = name
-        self.policy_source = policy_source
+        self.key = key or state_key("default", name)
         self.router = router
         self.source = source
         self.store = store
+        self.state_file = store.file(self.key)
         self.policy = policy
         self.target = target
-        self.evidence = evidence
         self.clock = clock or SystemClock()
         self.console = console or Console()
-        self._collected: tuple[TraceEvidence, ...] = ()
-        self._evidence_notes: tuple[str, ...] = ()
+        self.rollout = Rollout(
+            key=self.key,
+            name=name,
+            target=target,
+            policy=policy,
+            router=router,
+            source=source,
+            evidence=evidence,
+            policy_source=policy_source,
+        )
+        self.reconciler = Reconciler(store, self.clock, LocalQueryLog(store.directory))
         self._shown = ""
         self._summarised = False
         self._exit_codes: dict[Phase, ExitCode] = EXIT_CODES
 
     def run(self) -> ExitCode:
         """Start or resume the rollout; StateLockedError / StateError when it cannot."""
-        with self.store.lock():
-            state = self.store.load()
-            if state is None:
+        with self.store.lock(self.key):
+            loaded = self.store.load(self.key)
+            if loaded is None:
                 if not self._preflight():
                     return ExitCode.INFRASTRUCTURE
                 digest = policy_digest(self.policy)
                 state = RolloutState.new(self.name, self.target, digest, self.clock.now())
-                return self._loop(state, Started())
+                return self._schedule(Started(), state, None)
+            state, version = loaded
             self._check_resumable(state)
-            return self._loop(state, Resumed())
+            return self._schedule(Resumed(), state, version)
 
     def abort(self, reason: str) -> ExitCode:
         """A person's abort of a saved rollout (paused, or stopped mid-step): all traffic
         back to the baseline, confirmed by read-back, then the report. StateError when there
         is nothing to abort; StateLockedError while a `rollout run` of it lives."""
-        with self.store.lock():
-            state = self.store.load()
-            if state is None:
+        with self.store.lock(self.key):
+            loaded = self.store.load(self.key)
+            if loaded is None:
                 raise StateError(
-                    f"no saved rollout {self.name!r} ({self.store!r}): nothing to abort"
+                    f"no saved rollout {self.name!r} ({self.state_file!r}): nothing to abort"
                 )
+            state, version = loaded
             if state.target != self.target:
                 raise StateError(
                     f"the saved rollout {state.name!r} is {state.target.baseline} -> "
@@ -189,58 +183,24 @@ class Driver:
                     f"is on {state.target.baseline}, nothing to abort"
                 )
             self._exit_codes = ABORT_EXIT_CODES
-            return self._loop(state, Abort(reason))
+            return self._schedule(Abort(reason), state, version)
 
-    # ------------------------------------------------------------------ the loop
+    # ------------------------------------------------------------------ the scheduler of one
 
-    def _loop(self, state: RolloutState, event: Event) -> ExitCode:
-        while True:
-            before = state.desired
-            state, actions = advance(state, event, self.policy, self.clock.now())
-            self.store.save(state)
-            self._show(state, event, before)
-            if not actions:
-                return self._finish(state)
-            event = self._perform(state, actions)
+    def _schedule(self, event: Event, state: RolloutState, version: str | None) -> ExitCode:
+        self.reconciler.track(self.rollout, event, state, version)
+        scheduler = Scheduler(self._step, self.clock)
+        scheduler.add(self.key)
+        scheduler.run()  # SIGTERM and Ctrl-C raise through it: the scheduler stops there
+        final = self.reconciler.state(self.key)
+        assert final is not None
+        return self._finish(final)
 
-    def _perform(self, state: RolloutState, actions: tuple[Action, ...]) -> Event:
-        """Run the batch in order; the first action that learns something ends it."""
-        for action in actions:
-            event = self._act(state, action)
-            if event is not None:
-                return event
-        return Tick()
-
-    def _act(self, state: RolloutState, action: Action) -> Event | None:
-        if isinstance(action, SetWeights):
-            began = self.clock.now()
-            try:
-                self.router.set_weights(action.weights)
-            except RouterError as exc:
-                return RouterFailed(str(exc), since=began)
-            return None
-        if isinstance(action, ReadWeights):
-            began = self.clock.now()
-            try:
-                return WeightsRead(self.router.get_weights())
-            except RouterError as exc:
-                return RouterFailed(str(exc), since=began)
-        if isinstance(action, Observe):
-            began = self.clock.now()  # an outage starts when its first failing attempt does
-            look = (action.start, action.end)
-            since = state.started_at if state.started_at is not None else action.start
-            window = custom_window(look, since, self.policy)  # custom queries: analysis.window
-            try:
-                return Looked(self.source.observe(self.target, *look, custom_window=window))
-            except MetricsSourceError as exc:
-                return SourceFailed(str(exc), since=began)
-        if isinstance(action, Wait):
-            self.clock.sleep(max(0.0, action.until - self.clock.now()))
-            return Tick()
-        if isinstance(action, CollectEvidence):
-            self._collected, self._evidence_notes = self._collect_evidence(state)
-            return None
-        return self._write_report(state, action)
+    def _step(self, key: str) -> float | None:
+        outcome = self.reconciler.reconcile(key)
+        for happening in outcome.happened:
+            self._show(happening)
+        return outcome.wake_at
 
     def _preflight(self) -> bool:
         """Before any traffic moves: can we read the router and Prometheus at all?"""
@@ -270,93 +230,10 @@ class Driver:
                 "policy to resume it, or remove the state file to start over"
             )
 
-    # ------------------------------------------------------------------ evidence, report
-
-    def _collect_evidence(
-        self, state: RolloutState
-    ) -> tuple[tuple[TraceEvidence, ...], tuple[str, ...]]:
-        start = state.started_at if state.started_at is not None else state.updated_at
-        end = state.decided_at if state.decided_at is not None else state.updated_at
-        if end <= start:
-            return (), ()
-        latency = _latency(state)
-        baseline_p95 = latency.baseline if latency is not None else None
-        threshold = (
-            baseline_p95 * (1 + self.policy.latency.max_regression)
-            if baseline_p95 is not None and math.isfinite(baseline_p95)
-            else None
-        )
-        settings = self.evidence
-        items, found_notes = gather_evidence(
-            self.source,
-            self.target,
-            start,
-            end,
-            slow_above=threshold,
-            errors=True,
-            template=settings.trace_link_template,
-            limit=settings.max_exemplars,
-        )
-        notes = list(found_notes)
-        if threshold is None:
-            notes.append("no baseline latency quantile: slow requests were not selected")
-        evidence = items
-        if settings.spans_lookup is not None and evidence:
-            try:
-                evidence = attach_spans(evidence, settings.spans_lookup)
-            except Exception as exc:  # spans are a bonus: their absence is a note, not a stop
-                notes.append(f"span timings could not be read: {exc}")
-        return evidence, tuple(notes)
-
-    def _report(self, state: RolloutState) -> Report:
-        return Report(
-            kind="rollout",
-            name=state.name,
-            target=state.target,
-            decision=DECISIONS.get(state.phase, state.phase.value),
-            reason=state.reason,
-            policy=self.policy,
-            judgement=state.judgement,
-            observations=state.history,
-            evidence=self._collected,
-            weight_changes=state.weight_changes,
-            started_at=state.started_at or state.updated_at,
-            finished_at=state.decided_at or state.updated_at,
-            notes=(*state.notes, *self._evidence_notes),
-            policy_source=self.policy_source,
-        )
-
-    def _write_report(self, state: RolloutState, action: WriteReport) -> Event:
-        report = self._report(state)
-        paths: dict[str, Path] = {}
-        failure = ""
-        if self.evidence.report_dir is not None:
-            try:
-                paths = write_reports(report, self.evidence.report_dir)
-            except OSError as exc:  # the decision stands; only its files are missing
-                failure = exc.strerror or type(exc).__name__
-        self.console.print(render_text(report), markup=False, highlight=False, end="")
-        self._summarised = True
-        for fmt, path in paths.items():
-            self.console.print(f"report ({fmt}): {path}", markup=False, highlight=False)
-        if failure:
-            self.console.print(
-                f"warning: the report files could not be written to "
-                f"{self.evidence.report_dir} ({failure}); the summary above is all there is",
-                markup=False,
-                highlight=False,
-            )
-        elif self.evidence.report_dir is None:
-            self.console.print(
-                "no report files written: give --report-dir DIR to keep report.json and report.md",
-                markup=False,
-                highlight=False,
-            )
-        return ReportWritten(tuple(str(p) for p in paths.values()))
-
     def _finish(self, state: RolloutState) -> ExitCode:
         if not self._summarised:  # decided by an earlier run: say what it decided
-            self.console.print(render_text(self._report(state)), markup=False, end="")
+            report = self.reconciler.report(self.key, state)
+            self.console.print(render_text(report), markup=False, end="")
         code = self._exit_codes.get(state.phase, ExitCode.INFRASTRUCTURE)
         self.console.print(
             f"rollout {escape(state.name)}: {state.phase.value}, weights {state.desired} "
@@ -366,14 +243,39 @@ class Driver:
 
     # ------------------------------------------------------------------ progress
 
-    def _show(self, state: RolloutState, event: Event, weights: Weights) -> None:
+    def _show(self, happening: Happening) -> None:
+        if isinstance(happening, ReportDone):
+            self._show_report(happening)
+            return
+        assert isinstance(happening, Advanced)
+        state, event = happening.state, happening.event
         if isinstance(event, Looked) and state.judgement is not None:
-            self.console.print(_look_line(state, weights), highlight=False)
+            self.console.print(_look_line(state, happening.before, event), highlight=False)
         if isinstance(event, ReportWritten) and not event.paths:
             self._shown = state.message  # no file was written: the lines above say so
         if state.message and state.message != self._shown:
             self._shown = state.message
             self.console.print(f"  {escape(state.message)}", highlight=False)
+
+    def _show_report(self, done: ReportDone) -> None:
+        report_dir = self.rollout.evidence.report_dir
+        self.console.print(render_text(done.report), markup=False, highlight=False, end="")
+        self._summarised = True
+        for fmt, path in done.paths.items():
+            self.console.print(f"report ({fmt}): {path}", markup=False, highlight=False)
+        if done.failure:
+            self.console.print(
+                f"warning: the report files could not be written to "
+                f"{report_dir} ({done.failure}); the summary above is all there is",
+                markup=False,
+                highlight=False,
+            )
+        elif report_dir is None:
+            self.console.print(
+                "no report files written: give --report-dir DIR to keep report.json and report.md",
+                markup=False,
+                highlight=False,
+            )
 
 
 def _settled(state: RolloutState) -> bool:
@@ -382,18 +284,13 @@ def _settled(state: RolloutState) -> bool:
     return state.report_written and (state.confirmed or not moved)
 
 
-def _latency(state: RolloutState) -> Comparison | None:
-    comparisons = state.judgement.comparisons if state.judgement is not None else ()
-    return next((c for c in comparisons if c.metric == "latency_p95"), None)
-
-
-def _look_line(state: RolloutState, weights: Weights) -> str:
+def _look_line(state: RolloutState, weights: Weights, looked: Looked) -> str:
     """One look: this look's own P95 and error rate, and the judge's figures over every look
     so far (what it decides on), each labelled."""
     judgement = state.judgement
     assert judgement is not None
     comparisons = {c.metric: c for c in judgement.comparisons}
-    look = state.history[-1]
+    look = looked.observation  # the state keeps the same numbers
 
     def pair(values: tuple[float | None, float | None], scale: float, unit: str) -> str:
         if any(v is None or not math.isfinite(v) for v in values):
@@ -469,7 +366,8 @@ def build_driver(
         name=meta.name,
         router=build_router(body.router),
         source=PrometheusSource(body.prometheus, policy.metrics, policy.custom_metrics),
-        store=LocalFileStore(state_dir / f"{meta.namespace}-{meta.name}.json"),
+        store=LocalStateStore(state_dir),
+        key=state_key(meta.namespace, meta.name),
         policy=policy,
         target=Target(body.model, body.baseline.version, body.candidate.version),
         evidence=EvidenceSettings(
@@ -564,7 +462,7 @@ def _drive(
     except (Interrupted, KeyboardInterrupt):
         console.print(
             f"interrupted (exit {int(ExitCode.PAUSED)}): nothing decided, traffic left as it is, "
-            f"state saved in {escape(repr(driver.store))}; {escape(on_interrupt)}",
+            f"state saved in {escape(repr(driver.state_file))}; {escape(on_interrupt)}",
             soft_wrap=True,
         )
         return ExitCode.PAUSED

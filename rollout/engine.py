@@ -1,6 +1,6 @@
 """The rollout phase machine: `advance(state, event, policy, now) -> (state, actions)`.
 
-Pure: no clock (time comes in as `now`), no I/O. The driver performs the actions in
+Pure: no clock (time comes in as `now`), no I/O. The reconciler performs the actions in
 order and feeds back what happened as the next event. An action that learns something
 (ReadWeights, Observe, Wait, WriteReport) ends its batch; so does a failing SetWeights.
 Everything still to do is derived from the state, so a batch cut short by a failure,
@@ -277,7 +277,7 @@ def _looked(
     analysis, judgement = judge_next(state.analysis, history, policy)
     state = replace(
         state,
-        history=history,
+        history=(*state.history, numbers_only(observation)),
         analysis=analysis,
         judgement=judgement,
         last_look_end=observation.end,
@@ -515,6 +515,12 @@ def _settle(state: RolloutState, now: float) -> Actions:
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def numbers_only(observation: Observation) -> Observation:
+    """A look as the state keeps it: its numbers and problems; the PromQL text it ran goes
+    to the query log (the report reads it there), so the state stays bounded."""
+    return replace(observation, queries=()) if observation.queries else observation
 
 
 def _set(state: RolloutState) -> Actions:

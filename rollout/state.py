@@ -1,10 +1,21 @@
 """What a rollout remembers between looks, and where it keeps it.
 
 `RolloutState` is everything the engine needs to resume after a crash at the same
-step with the same weights. It is saved after every action: `LocalFileStore` writes
-it atomically (temporary file, fsync, rename, fsync of the directory) and holds an
-exclusive `flock` so a second `rollout run` of the same rollout refuses to start.
-The kernel drops an flock when its holder dies, so a dead run's lock is simply taken.
+step with the same weights, and it is bounded: per look only numbers (counts, bucket
+counts, problems), the judge's running `Analysis`; the PromQL text of each look goes to
+a query log beside it (`QueryLog`), which the report reads. 120 looks on the kit's 64
+buckets take about 40 KB of JSON (tests/test_state.py measures it): the looks are packed
+(bucket layouts once, per-bucket counts, zlib, base64).
+
+Stores are keyed (`<namespace>-<name>`) with optimistic concurrency (`StateStore`):
+`load(key) -> (state, version)`, `save(key, state, expected_version) -> new version`,
+`StateConflict` on a stale version, no write when nothing changed. `LocalStateStore`
+keeps one file per key (`<dir>/<key>.json`, the version a counter in the file), each a
+`LocalFileStore`: written atomically (temporary file, fsync, rename, fsync of the
+directory), with an exclusive `flock` on `<file>.lock` so a second `rollout run` of the
+same rollout refuses to start. The kernel drops an flock when its holder dies, so a dead
+run's lock is simply taken. The Kubernetes status store implements the same Protocol
+with resourceVersion.
 """
 
 from __future__ import annotations
@@ -12,25 +23,36 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import itertools
 import json
 import math
 import os
 import tempfile
+import threading
 import types
 import typing
-from collections.abc import Iterator
+import zlib
+from base64 import b64decode, b64encode
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any, Final, Protocol
 
 from rollout.analysis.accumulate import Analysis
-from rollout.analysis.observation import Observation, Target
+from rollout.analysis.observation import (
+    Bucket,
+    CustomValue,
+    Observation,
+    QueryRecord,
+    Target,
+    VersionCounts,
+)
 from rollout.analysis.verdict import Judgement
 from rollout.evidence.report import WeightChange
 from rollout.routers.base import Weights
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2  # 2: versioned, looks packed; 1 (looks as objects) is still read
 
 
 class Phase(StrEnum):
@@ -74,7 +96,8 @@ class RolloutState:
     # outage that ends in time is followed by the analysis it interrupted, not by a pause.
     step_outage_seconds: float = 0.0
     last_look_end: float | None = None  # looks are contiguous: the next starts here
-    history: tuple[Observation, ...] = ()  # every look since the start, for the report
+    # Every look since the start (its numbers; the engine keeps no query text here).
+    history: tuple[Observation, ...] = ()
     analysis: Analysis | None = None  # the judge's running totals and test statistics
     judgement: Judgement | None = None  # of the last look
     source_outage: Outage | None = None
@@ -109,27 +132,51 @@ class StateError(Exception):
     """A state file that cannot be used (unreadable, another schema, invalid content)."""
 
 
-def state_to_json(state: RolloutState) -> str:
-    return json.dumps({"schema": SCHEMA_VERSION, "state": _encode(state)}, allow_nan=False)
+Version = str  # opaque: a counter in a local file, a resourceVersion in Kubernetes
+
+
+def state_to_json(state: RolloutState, version: int = 0) -> str:
+    return _document(_state_body(state), version)
 
 
 def state_from_json(text: str, source: str = "state") -> RolloutState:
+    return versioned_from_json(text, source)[0]
+
+
+def versioned_from_json(text: str, source: str = "state") -> tuple[RolloutState, int]:
+    """The state and its version counter (0 in a file written before versions)."""
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise StateError(f"{source}: not valid JSON ({exc})") from None
-    if not isinstance(document, dict) or document.get("schema") != SCHEMA_VERSION:
-        found = document.get("schema") if isinstance(document, dict) else None
+    schema = document.get("schema") if isinstance(document, dict) else None
+    if schema not in (1, SCHEMA_VERSION):
         raise StateError(
-            f"{source}: state schema {found!r}, this version reads schema {SCHEMA_VERSION}; "
+            f"{source}: state schema {schema!r}, this version reads schema {SCHEMA_VERSION}; "
             "finish the rollout with the version that started it, or remove the file"
         )
     try:
-        state = _decode(RolloutState, document["state"])
-    except (KeyError, TypeError, ValueError) as exc:
+        body = dict(document["state"])
+        version = document.get("version", 0)
+        if type(version) is not int:
+            raise TypeError(f"version {version!r} is not a counter")
+        packed = body.pop("history", [])
+        state = _decode(RolloutState, body)
+        history = _decode(tuple[Observation, ...], packed) if schema == 1 else _unpack_looks(packed)
+    except (KeyError, TypeError, ValueError, IndexError, zlib.error) as exc:
         raise StateError(f"{source}: invalid state ({exc})") from None
     assert isinstance(state, RolloutState)
-    return state
+    return dataclasses.replace(state, history=history), version
+
+
+def _state_body(state: RolloutState) -> str:
+    encoded = _encode(dataclasses.replace(state, history=()))
+    encoded["history"] = _pack_looks(state.history)
+    return json.dumps(encoded, allow_nan=False)
+
+
+def _document(body: str, version: int) -> str:
+    return f'{{"schema": {SCHEMA_VERSION}, "version": {version}, "state": {body}}}'
 
 
 # Floats that JSON cannot hold (a histogram's +Inf bucket) travel as strings.
@@ -182,6 +229,90 @@ def _decode(kind: Any, value: Any) -> Any:
     return value
 
 
+# ---------------------------------------------------------------------------- packed looks
+#
+# {"layouts": [[le, ...], ...], "looks": base64(zlib(JSON rows))}. A row is
+# [start, end, baseline, candidate, custom, problems, queries]; a version is
+# [requests, errors] without a histogram, else [requests, errors, layout, first, steps]:
+# the per-bucket counts (differences of the cumulative ones) from bucket `first` on,
+# trailing zeros dropped. Exact: integers only; a histogram with a non-integer count is
+# kept as it is ([requests, errors, layout, -1, counts]).
+
+
+def _pack_looks(history: Sequence[Observation]) -> dict[str, Any]:
+    layouts: dict[tuple[float, ...], int] = {}
+    rows = [
+        [
+            look.start,
+            look.end,
+            _pack_counts(look.baseline, layouts),
+            _pack_counts(look.candidate, layouts),
+            _encode(look.custom),
+            list(look.problems),
+            _encode(look.queries),
+        ]
+        for look in history
+    ]
+    text = json.dumps(_encode(rows), separators=(",", ":"), allow_nan=False)
+    return {
+        "layouts": [_encode(layout) for layout in layouts],
+        "looks": b64encode(zlib.compress(text.encode(), 6)).decode("ascii"),
+    }
+
+
+def _pack_counts(counts: VersionCounts, layouts: dict[tuple[float, ...], int]) -> list[Any]:
+    packed: list[Any] = [counts.requests, counts.errors]
+    if counts.buckets is None:
+        return packed
+    layout = layouts.setdefault(tuple(b.le for b in counts.buckets), len(layouts))
+    values = [b.count for b in counts.buckets]
+    if not all(type(v) is int for v in values):
+        return [*packed, layout, -1, values]
+    steps = [*values[:1], *(b - a for a, b in itertools.pairwise(values))]
+    first = next((i for i, step in enumerate(steps) if step), len(steps))
+    last = max((i + 1 for i, step in enumerate(steps) if step), default=first)
+    return [*packed, layout, first, steps[first:last]]
+
+
+def _unpack_looks(packed: Any) -> tuple[Observation, ...]:
+    if not isinstance(packed, dict):
+        raise TypeError("expected packed looks")
+    layouts = [_decode(tuple[float, ...], layout) for layout in packed["layouts"]]
+    rows = json.loads(zlib.decompress(b64decode(packed["looks"], validate=True)))
+    return tuple(
+        Observation(
+            start=_decode(float, start),
+            end=_decode(float, end),
+            baseline=_unpack_counts(baseline, layouts),
+            candidate=_unpack_counts(candidate, layouts),
+            custom=_decode(tuple[CustomValue, ...], custom),
+            problems=_decode(tuple[str, ...], problems),
+            queries=_decode(tuple[QueryRecord, ...], queries),
+        )
+        for start, end, baseline, candidate, custom, problems, queries in rows
+    )
+
+
+def _unpack_counts(packed: list[Any], layouts: list[tuple[float, ...]]) -> VersionCounts:
+    requests, errors = _decode(int | None, packed[0]), _decode(int | None, packed[1])
+    if len(packed) == 2:
+        return VersionCounts(requests, errors, None)
+    _, _, layout, first, values = packed
+    les = layouts[layout]
+    counts: list[Any]
+    if first == -1:
+        counts = [_NON_FINITE.get(v, v) if isinstance(v, str) else v for v in values]
+    else:
+        counts, total = [], 0
+        for i in range(len(les)):
+            if first <= i < first + len(values):
+                total += values[i - first]
+            counts.append(total)
+    return VersionCounts(
+        requests, errors, tuple(Bucket(le, c) for le, c in zip(les, counts, strict=True))
+    )
+
+
 # ---------------------------------------------------------------------------- stores
 
 
@@ -189,28 +320,35 @@ class StateLockedError(Exception):
     """Another live process runs this rollout."""
 
 
+class StateConflict(Exception):
+    """A save with a stale version: someone else saved this rollout since it was loaded."""
+
+
 class StateStore(Protocol):
-    """Where a rollout's state lives: a local file now, the ModelRollout's status later."""
+    """Where rollouts' states live, by key (`<namespace>-<name>`): local files now, the
+    ModelRollouts' status later (the version is its resourceVersion)."""
 
-    def lock(self) -> contextlib.AbstractContextManager[None]:
-        """Hold the exclusive right to run this rollout; StateLockedError when taken."""
+    def load(self, key: str) -> tuple[RolloutState, Version] | None:
+        """The saved state and its version, None when there is none; StateError when it
+        cannot be used."""
         ...
 
-    def load(self) -> RolloutState | None:
-        """The saved state, None when there is none; StateError when it cannot be used."""
-        ...
-
-    def save(self, state: RolloutState) -> None:
-        """Persist `state` entirely or not at all."""
+    def save(self, key: str, state: RolloutState, expected_version: Version | None) -> Version:
+        """Persist `state` entirely or not at all, if the saved version is still
+        `expected_version` (None: nothing saved yet), else StateConflict and nothing
+        changes. Nothing is written when `state` is what is saved; returns the version."""
         ...
 
 
 class LocalFileStore:
-    """One JSON file per rollout, written atomically, guarded by `<file>.lock`."""
+    """One rollout's JSON file, written atomically, guarded by `<file>.lock`."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.lock_path = path.with_name(path.name + ".lock")
+        self._mutex = threading.Lock()
+        # What this process last read or wrote: (file signature, version, state body).
+        self._known: tuple[tuple[int, int, int], int, str] | None = None
 
     def __repr__(self) -> str:
         return f"LocalFileStore({str(self.path)!r})"
@@ -239,21 +377,71 @@ class LocalFileStore:
             os.close(fd)
 
     def load(self) -> RolloutState | None:
+        loaded = self.load_versioned()
+        return None if loaded is None else loaded[0]
+
+    def load_versioned(self) -> tuple[RolloutState, Version] | None:
+        with self._mutex:
+            read = self._read()
+        if read is None:
+            return None
+        state, version = read
+        return state, str(version)
+
+    def save(self, state: RolloutState, expected_version: Version | None) -> Version:
+        body = _state_body(state)
+        with self._mutex:
+            current = self._current()
+            found = None if current is None else str(current[0])
+            if found != expected_version:
+                raise StateConflict(
+                    f"{self.path}: saved version {found}, expected {expected_version}: "
+                    "another writer saved this rollout since it was loaded"
+                )
+            if current is not None and current[1] == body:
+                return found or ""
+            version = 1 + (current[0] if current is not None else 0)
+            self._write(_document(body, version))
+            self._known = (self._signature(), version, body)
+            return str(version)
+
+    # ---------------------------------------------------------------- internals
+
+    def _read(self) -> tuple[RolloutState, int] | None:
         try:
             text = self.path.read_text(encoding="utf-8")
+            signature = self._signature()
         except FileNotFoundError:
+            self._known = None
             return None
         except OSError as exc:
             raise StateError(f"{self.path}: cannot read ({exc.strerror})") from None
-        return state_from_json(text, str(self.path))
+        state, version = versioned_from_json(text, str(self.path))
+        self._known = (signature, version, _state_body(state))
+        return state, version
 
-    def save(self, state: RolloutState) -> None:
+    def _current(self) -> tuple[int, str] | None:
+        """The saved version and body; from memory while the file is the one last seen."""
+        try:
+            signature = self._signature()
+        except FileNotFoundError:
+            return None
+        if (self._known is None or self._known[0] != signature) and self._read() is None:
+            return None
+        assert self._known is not None
+        return self._known[1], self._known[2]
+
+    def _signature(self) -> tuple[int, int, int]:
+        status = os.stat(self.path)
+        return status.st_ino, status.st_mtime_ns, status.st_size
+
+    def _write(self, text: str) -> None:
         directory = self.path.parent
         directory.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(state_to_json(state))
+                handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, self.path)
@@ -273,3 +461,76 @@ class LocalFileStore:
         for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
             with contextlib.suppress(OSError):
                 leftover.unlink()
+
+
+class LocalStateStore:
+    """`StateStore` on a directory: one `LocalFileStore` per key, `<dir>/<key>.json`."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._files: dict[str, LocalFileStore] = {}
+        self._mutex = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LocalStateStore({str(self.directory)!r})"
+
+    def file(self, key: str) -> LocalFileStore:
+        if not key or "/" in key or key.startswith("."):
+            raise ValueError(f"a state key is a file name, got {key!r}")
+        with self._mutex:
+            return self._files.setdefault(key, LocalFileStore(self.directory / f"{key}.json"))
+
+    def load(self, key: str) -> tuple[RolloutState, Version] | None:
+        return self.file(key).load_versioned()
+
+    def save(self, key: str, state: RolloutState, expected_version: Version | None) -> Version:
+        return self.file(key).save(state, expected_version)
+
+    def lock(self, key: str) -> contextlib.AbstractContextManager[None]:
+        return self.file(key).lock()
+
+
+# ---------------------------------------------------------------------------- query log
+
+
+class QueryLog(Protocol):
+    """The PromQL text each look ran, kept beside the state for the report."""
+
+    def append(self, key: str, look: Observation) -> None:
+        """Record `look.queries` (a look's (start, end] names it)."""
+        ...
+
+    def read(self, key: str) -> Mapping[tuple[float, float], tuple[QueryRecord, ...]]:
+        """Every look's queries by (start, end); a look not found has none recorded."""
+        ...
+
+
+class LocalQueryLog:
+    """`<dir>/<key>.queries.jsonl`: one line per look, appended before the look is saved."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path(self, key: str) -> Path:
+        return self.directory / f"{key}.queries.jsonl"
+
+    def append(self, key: str, look: Observation) -> None:
+        line = {"start": look.start, "end": look.end, "queries": _encode(look.queries)}
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with self.path(key).open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(line, allow_nan=False, separators=(",", ":")) + "\n")
+
+    def read(self, key: str) -> dict[tuple[float, float], tuple[QueryRecord, ...]]:
+        try:
+            lines = self.path(key).read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return {}
+        found: dict[tuple[float, float], tuple[QueryRecord, ...]] = {}
+        for line in lines:
+            try:  # a line torn by a kill -9 is skipped, the others stand
+                entry = json.loads(line)
+                queries = _decode(tuple[QueryRecord, ...], entry["queries"])
+                found[(float(entry["start"]), float(entry["end"]))] = queries
+            except (ValueError, KeyError, TypeError):
+                continue
+        return found

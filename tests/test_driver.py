@@ -27,7 +27,7 @@ from rollout.exit_codes import ExitCode
 from rollout.routers.base import ALL_BASELINE, ALL_CANDIDATE, Weights
 from rollout.routers.haproxy import HAProxyRouter
 from rollout.spec import Policy, PrometheusConfig, RolloutSpec
-from rollout.state import LocalFileStore, Phase, RolloutState
+from rollout.state import LocalFileStore, LocalQueryLog, LocalStateStore, Phase, RolloutState
 from tests.support.backfill import BackfilledPrometheus, backfilled_prometheus, past_end
 from tests.support.fault_proxy import Fault, FaultProxy
 from tests.support.replay import POLICY, ReplayClock, Stack, answered_by, make_spec
@@ -73,6 +73,11 @@ def test_a_healthy_candidate_is_promoted_step_by_step(
     assert answered_by(stack.haproxy) == Counter({CANDIDATE: 40})
     assert [c.weights for c in state.weight_changes] == [W20, W50, ALL_CANDIDATE]
     assert report["decision"] == "promoted"
+    # Every query each look ran is in the report (the state keeps only the numbers).
+    observations = report["observations"]
+    assert isinstance(observations, list) and len(observations) == len(state.history)
+    assert all(o["queries"] for o in observations)
+    assert not any(look.queries for look in state.history)
     looks = [(o.start, o.end) for o in state.history]
     assert all(a[1] == b[0] for a, b in itertools.pairwise(looks))  # contiguous
     assert "P95" in (tmp_path / "console.txt").read_text()
@@ -106,13 +111,18 @@ def test_custom_queries_see_the_analysis_window_from_the_rollouts_start(
     assert state is not None and state.started_at is not None
     assert code is ExitCode.PROMOTED, state.reason
     assert len(state.history) >= 6
+    # The state keeps each look's numbers; the query log beside it, the PromQL it ran.
+    logged = LocalQueryLog(tmp_path / "state").read("default-gate-same")
     for look in state.history:
         assert look.end - look.start == 60  # the counts: this look alone
-        (query, *_) = [q.promql for q in look.queries if q.signal == "custom:served"]
+        assert not look.queries
+        queries = logged[(look.start, look.end)]
+        (query, *_) = [q.promql for q in queries if q.signal == "custom:served"]
         seen = min(300, round(look.end - state.started_at))
         assert f"[{seen}s]" in query, (look.start - state.started_at, query)
         assert all(c.baseline and c.candidate for c in look.custom)
-    assert "[300s]" in state.history[-1].queries[2].promql
+    last = state.history[-1]
+    assert "[300s]" in logged[(last.start, last.end)][2].promql
 
 
 def test_a_candidate_with_more_errors_is_rolled_back_with_all_traffic_on_the_baseline(
@@ -242,7 +252,7 @@ def test_a_crash_between_a_weight_change_and_the_state_write_resumes_the_same_st
     stack: Stack, synthetic_prometheus: BackfilledPrometheus, tmp_path: Path
 ) -> None:
     config = stack.haproxy.router_config()
-    store = LocalFileStore(tmp_path / "state.json")
+    store = LocalFileStore(tmp_path / "default-gate-same.json")
     clock = ReplayClock(synthetic_prometheus.dataset.start + 120)
     source = PrometheusSource(PrometheusConfig(url=synthetic_prometheus.url), POLICY.metrics)
 
@@ -251,7 +261,7 @@ def test_a_crash_between_a_weight_change_and_the_state_write_resumes_the_same_st
             name="gate-same",
             router=router,
             source=source,
-            store=store,
+            store=LocalStateStore(tmp_path),
             policy=POLICY,
             target=Target("gate-same", BASELINE, CANDIDATE),
             evidence=EvidenceSettings(trace_link_template="http://t/{trace_id}"),

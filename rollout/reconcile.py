@@ -1,0 +1,378 @@
+"""One non-blocking step of one rollout: perform the engine's actions -> the next wake-up.
+
+`Reconciler.reconcile(key)` feeds the rollout's pending event to the pure engine, saves the
+state it returns (once per batch, only when it changed, before any of the batch's actions
+run: the weights about to be set are on disk before the router is touched, so a crash
+anywhere resumes with the same desired weights), performs the actions in order until one
+learns something, and repeats until the engine asks to wait. A `Wait` is never slept on:
+its time is returned to the scheduler. Nothing here prints, installs a signal handler or
+exits: what happened is returned (`Outcome`), and the CLI says it and picks the exit code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Protocol
+
+from rollout.analysis.observation import MetricsSource, MetricsSourceError, Target
+from rollout.analysis.verdict import Comparison
+from rollout.engine import (
+    DECISIONS,
+    Action,
+    CollectEvidence,
+    Event,
+    Looked,
+    Observe,
+    ReadWeights,
+    ReportWritten,
+    RouterFailed,
+    SetWeights,
+    SourceFailed,
+    Tick,
+    Wait,
+    WeightsRead,
+    WriteReport,
+    advance,
+)
+from rollout.evidence.exemplars import attach_spans
+from rollout.evidence.gather import gather_evidence
+from rollout.evidence.render import write_reports
+from rollout.evidence.report import Report, SpanTiming, TraceEvidence
+from rollout.gate import custom_window
+from rollout.routers.base import RouterError, TrafficRouter, Weights
+from rollout.spec import Policy
+from rollout.state import (
+    QueryLog,
+    RolloutState,
+    StateConflict,
+    StateError,
+    StateStore,
+    Version,
+)
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Unix seconds."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Only the scheduler sleeps (a simulated clock advances here); a reconcile never."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class EvidenceSettings:
+    trace_link_template: str
+    max_exemplars: int = 10
+    report_dir: Path | None = None  # None: no report files
+    spans_lookup: Callable[[str], tuple[SpanTiming, ...]] | None = None
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """What the reconciler needs to drive one rollout; the clients may be shared."""
+
+    key: str  # the store's key, `<namespace>-<name>`
+    name: str
+    target: Target
+    policy: Policy
+    router: TrafficRouter
+    source: MetricsSource
+    evidence: EvidenceSettings
+    policy_source: str = ""
+
+
+@dataclass(frozen=True)
+class Advanced:
+    """The engine took `event`; `state` is what it returned (saved), `before` the weights
+    the rollout wanted until then."""
+
+    event: Event
+    before: Weights
+    state: RolloutState
+
+
+@dataclass(frozen=True)
+class ReportDone:
+    """A decision's report: built, and written to `paths` (or `failure` says why not)."""
+
+    report: Report
+    paths: dict[str, Path]
+    failure: str = ""
+
+
+Happening = Advanced | ReportDone
+
+
+@dataclass(frozen=True)
+class Outcome:
+    key: str
+    state: RolloutState
+    wake_at: float | None  # None: decided, settled, nothing left to do
+    happened: tuple[Happening, ...] = ()
+
+
+@dataclass
+class _Tracked:
+    rollout: Rollout
+    pending: Event
+    state: RolloutState | None = None
+    version: Version | None = None
+    loaded: bool = False
+    evidence: tuple[TraceEvidence, ...] = ()
+    evidence_notes: tuple[str, ...] = ()
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Reconciler:
+    """Drives tracked rollouts one non-blocking step at a time; shared store and clock."""
+
+    def __init__(self, store: StateStore, clock: Clock, query_log: QueryLog | None = None) -> None:
+        self.store = store
+        self.clock = clock
+        self.query_log = query_log
+        self._tracked: dict[str, _Tracked] = {}
+        self._mutex = threading.Lock()
+
+    def track(
+        self,
+        rollout: Rollout,
+        event: Event,
+        state: RolloutState | None = None,
+        version: Version | None = None,
+    ) -> None:
+        """Drive `rollout` from `event` (Started, Resumed, Abort, Tick). `state`: a new one
+        (not saved yet, version None) or one just loaded with its version; None: loaded
+        from the store at the first reconcile."""
+        with self._mutex:
+            self._tracked[rollout.key] = _Tracked(
+                rollout, event, state, version, loaded=state is not None
+            )
+
+    def forget(self, key: str) -> None:
+        with self._mutex:
+            self._tracked.pop(key, None)
+
+    def state(self, key: str) -> RolloutState | None:
+        tracked = self._tracked.get(key)
+        return None if tracked is None else tracked.state
+
+    def reconcile(self, key: str) -> Outcome:
+        """Run the rollout's actions until the engine waits or is done; never sleeps."""
+        tracked = self._tracked[key]
+        with tracked.lock:
+            return self._reconcile(tracked)
+
+    # ------------------------------------------------------------------ the step
+
+    def _reconcile(self, tracked: _Tracked) -> Outcome:
+        rollout = tracked.rollout
+        if not tracked.loaded:
+            loaded = self.store.load(rollout.key)
+            if loaded is None:
+                raise StateError(f"no saved rollout {rollout.key!r}")
+            tracked.state, tracked.version = loaded
+            tracked.loaded = True
+        state = tracked.state
+        assert state is not None
+        event = tracked.pending
+        happened: list[Happening] = []
+        while True:
+            before = state.desired
+            saved = state
+            state, actions = advance(state, event, rollout.policy, self.clock.now())
+            try:
+                state = self._save(tracked, saved, state)
+            except StateConflict:
+                tracked.loaded = False  # another writer: the next reconcile starts from theirs
+                tracked.pending = Tick()
+                raise
+            happened.append(Advanced(event, before, state))
+            if not actions:
+                tracked.pending = Tick()
+                return Outcome(rollout.key, state, None, tuple(happened))
+            performed = self._perform(tracked, state, actions, happened)
+            if isinstance(performed, Wait):
+                tracked.pending = Tick()
+                return Outcome(rollout.key, state, performed.until, tuple(happened))
+            event = performed
+
+    def _save(self, tracked: _Tracked, old: RolloutState, new: RolloutState) -> RolloutState:
+        """Save once per batch, only when something besides the clock changed."""
+        if tracked.version is not None and _same_but_time(old, new):
+            new = replace(new, updated_at=old.updated_at)
+        tracked.version = self.store.save(tracked.rollout.key, new, tracked.version)
+        tracked.state = new
+        return new
+
+    def _perform(
+        self,
+        tracked: _Tracked,
+        state: RolloutState,
+        actions: tuple[Action, ...],
+        happened: list[Happening],
+    ) -> Event | Wait:
+        """Run the batch in order; the first action that learns something ends it."""
+        for action in actions:
+            if isinstance(action, Wait):
+                return action
+            event = self._act(tracked, state, action, happened)
+            if event is not None:
+                return event
+        return Tick()
+
+    def _act(
+        self, tracked: _Tracked, state: RolloutState, action: Action, happened: list[Happening]
+    ) -> Event | None:
+        rollout = tracked.rollout
+        if isinstance(action, SetWeights):
+            began = self.clock.now()
+            try:
+                rollout.router.set_weights(action.weights)
+            except RouterError as exc:
+                return RouterFailed(str(exc), since=began)
+            return None
+        if isinstance(action, ReadWeights):
+            began = self.clock.now()
+            try:
+                return WeightsRead(rollout.router.get_weights())
+            except RouterError as exc:
+                return RouterFailed(str(exc), since=began)
+        if isinstance(action, Observe):
+            return self._observe(tracked, state, action)
+        if isinstance(action, CollectEvidence):
+            tracked.evidence, tracked.evidence_notes = _collect_evidence(rollout, state)
+            return None
+        assert isinstance(action, WriteReport)
+        report = self.report(rollout.key, state)
+        paths: dict[str, Path] = {}
+        failure = ""
+        if rollout.evidence.report_dir is not None:
+            try:
+                paths = write_reports(report, rollout.evidence.report_dir)
+            except OSError as exc:  # the decision stands; only its files are missing
+                failure = exc.strerror or type(exc).__name__
+        happened.append(ReportDone(report, paths, failure))
+        return ReportWritten(tuple(str(p) for p in paths.values()))
+
+    def _observe(self, tracked: _Tracked, state: RolloutState, action: Observe) -> Event:
+        rollout = tracked.rollout
+        began = self.clock.now()  # an outage starts when its first failing attempt does
+        look = (action.start, action.end)
+        since = state.started_at if state.started_at is not None else action.start
+        window = custom_window(look, since, rollout.policy)  # custom queries: analysis.window
+        try:
+            observation = rollout.source.observe(rollout.target, *look, custom_window=window)
+        except MetricsSourceError as exc:
+            return SourceFailed(str(exc), since=began)
+        if self.query_log is not None and observation.queries:
+            # Before the look is saved: a query that ran is never missing from the log. A log
+            # that cannot be written costs the report that look's text, not the rollout.
+            with contextlib.suppress(OSError):
+                self.query_log.append(rollout.key, observation)
+        return Looked(observation)
+
+    # ------------------------------------------------------------------ the report
+
+    def report(self, key: str, state: RolloutState) -> Report:
+        """The decision's report: the state's looks with the queries the log kept for them."""
+        tracked = self._tracked[key]
+        rollout = tracked.rollout
+        observations = state.history
+        notes = [*state.notes, *tracked.evidence_notes]
+        if self.query_log is not None and observations:
+            try:
+                logged = self.query_log.read(key)
+            except OSError as exc:
+                logged, notes = {}, [*notes, f"the query log could not be read: {exc}"]
+            observations = tuple(
+                replace(o, queries=logged.get((o.start, o.end), o.queries)) for o in observations
+            )
+            missing = sum(1 for o in observations if not o.queries)
+            if missing:
+                notes.append(f"the PromQL text of {missing} look(s) was not kept")
+        return Report(
+            kind="rollout",
+            name=state.name,
+            target=state.target,
+            decision=DECISIONS.get(state.phase, state.phase.value),
+            reason=state.reason,
+            policy=rollout.policy,
+            judgement=state.judgement,
+            observations=observations,
+            evidence=tracked.evidence,
+            weight_changes=state.weight_changes,
+            started_at=state.started_at or state.updated_at,
+            finished_at=state.decided_at or state.updated_at,
+            notes=tuple(notes),
+            policy_source=rollout.policy_source,
+        )
+
+
+def _same_but_time(old: RolloutState, new: RolloutState) -> bool:
+    """Equal but for `updated_at` (identity first: unchanged parts are the same objects,
+    and a NaN in a judgement is not equal to itself)."""
+    for f in fields(RolloutState):
+        if f.name == "updated_at":
+            continue
+        a, b = getattr(old, f.name), getattr(new, f.name)
+        if a is not b and a != b:
+            return False
+    return True
+
+
+def latency_comparison(state: RolloutState) -> Comparison | None:
+    comparisons = state.judgement.comparisons if state.judgement is not None else ()
+    return next((c for c in comparisons if c.metric == "latency_p95"), None)
+
+
+def _collect_evidence(
+    rollout: Rollout, state: RolloutState
+) -> tuple[tuple[TraceEvidence, ...], tuple[str, ...]]:
+    start = state.started_at if state.started_at is not None else state.updated_at
+    end = state.decided_at if state.decided_at is not None else state.updated_at
+    if end <= start:
+        return (), ()
+    latency = latency_comparison(state)
+    baseline_p95 = latency.baseline if latency is not None else None
+    threshold = (
+        baseline_p95 * (1 + rollout.policy.latency.max_regression)
+        if baseline_p95 is not None and math.isfinite(baseline_p95)
+        else None
+    )
+    settings = rollout.evidence
+    items, found_notes = gather_evidence(
+        rollout.source,
+        rollout.target,
+        start,
+        end,
+        slow_above=threshold,
+        errors=True,
+        template=settings.trace_link_template,
+        limit=settings.max_exemplars,
+    )
+    notes = list(found_notes)
+    if threshold is None:
+        notes.append("no baseline latency quantile: slow requests were not selected")
+    evidence = items
+    if settings.spans_lookup is not None and evidence:
+        try:
+            evidence = attach_spans(evidence, settings.spans_lookup)
+        except Exception as exc:  # spans are a bonus: their absence is a note, not a stop
+            notes.append(f"span timings could not be read: {exc}")
+    return evidence, tuple(notes)

@@ -1,0 +1,195 @@
+"""The scheduler: many rollouts driven by one process, on a simulated clock and on the system
+clock, with fakes for the router and the source (tests/test_reconcile.py has them)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from rollout.analysis.observation import Observation, Target
+from rollout.engine import Started
+from rollout.reconcile import Reconciler, SystemClock
+from rollout.routers.base import ALL_BASELINE, ALL_CANDIDATE
+from rollout.scheduler import Scheduler
+from rollout.state import LocalQueryLog, LocalStateStore, Phase, RolloutState
+from tests.test_reconcile import T0, FakeRouter, FakeSource, rollout
+
+
+class SimulatedClock:
+    """Thread-safe simulated time: the scheduler's sleep moves it (only when no step runs)."""
+
+    def __init__(self, now: float = T0) -> None:
+        self._time = now
+        self._lock = threading.Lock()
+        self.sleeps = 0
+
+    def now(self) -> float:
+        with self._lock:
+            return self._time
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self._time += seconds
+            self.sleeps += 1
+
+
+@dataclass
+class SlowSource(FakeSource):
+    """A source whose queries take real time (I/O), counting how many run at once."""
+
+    seconds: float = 0.01
+    running: int = 0
+    peak: int = 0
+    gauge: threading.Lock = field(default_factory=threading.Lock)
+
+    def observe(
+        self, target: Target, start: float, end: float, *, custom_window: float | None = None
+    ) -> Observation:
+        with self.gauge:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        try:
+            time.sleep(self.seconds)
+            return super().observe(target, start, end, custom_window=custom_window)
+        finally:
+            with self.gauge:
+                self.running -= 1
+
+
+def test_many_rollouts_driven_concurrently_by_one_scheduler_reach_their_decisions(
+    tmp_path: Path,
+) -> None:
+    clock = SimulatedClock()
+    reconciler = Reconciler(LocalStateStore(tmp_path), clock, LocalQueryLog(tmp_path))
+    healthy, failing = SlowSource(), SlowSource(candidate_errors=60)  # shared, as clients are
+    routers: dict[str, FakeRouter] = {}
+    active: set[str] = set()
+    overlap: list[str] = []
+    guard = threading.Lock()
+
+    def step(key: str) -> float | None:
+        with guard:
+            if key in active:
+                overlap.append(key)
+            active.add(key)
+        try:
+            return reconciler.reconcile(key).wake_at
+        finally:
+            with guard:
+                active.discard(key)
+
+    scheduler = Scheduler(step, clock, workers=8)
+    for i in range(40):
+        key = f"default-model-{i}"
+        routers[key] = FakeRouter()
+        r = rollout(key, routers[key], failing if i % 4 == 0 else healthy)
+        reconciler.track(r, Started(), RolloutState.new(key, r.target, "d", clock.now()))
+        scheduler.add(key, at=T0 + i % 7)  # staggered starts
+    scheduler.run()
+
+    assert sorted(scheduler.decided) == sorted(routers) and not scheduler.keys()
+    assert not overlap  # a key never runs twice at once
+    assert max(healthy.peak, failing.peak) > 1  # the looks did run concurrently
+    store = LocalStateStore(tmp_path)
+    for i, (key, router) in enumerate(routers.items()):
+        loaded = store.load(key)
+        assert loaded is not None
+        state = loaded[0]
+        if i % 4 == 0:
+            assert state.phase is Phase.ROLLED_BACK and router.weights == ALL_BASELINE
+        else:
+            assert state.phase is Phase.PROMOTED and router.weights == ALL_CANDIDATE
+        assert state.report_written
+    assert clock.now() < T0 + 200  # simulated: 2 x 60 s holds, starts staggered by < 7 s
+
+
+def test_one_worker_runs_in_the_calling_thread_and_a_crash_propagates(tmp_path: Path) -> None:
+    threads: list[str] = []
+    clock = SimulatedClock()
+
+    class Crash(BaseException):
+        pass
+
+    def step(key: str) -> float | None:
+        threads.append(threading.current_thread().name)
+        if len(threads) == 3:
+            raise Crash()
+        return clock.now() + 10
+
+    scheduler = Scheduler(step, clock)
+    scheduler.add("a")
+    with pytest.raises(Crash):
+        scheduler.run()
+    assert set(threads) == {threading.current_thread().name}
+    assert clock.sleeps == 2  # waited for each wake-up on the clock, between steps
+
+
+def test_a_failing_step_stops_the_pool_unless_on_error_says_when_to_retry() -> None:
+    clock = SimulatedClock()
+    calls: dict[str, int] = {}
+
+    def step(key: str) -> float | None:
+        calls[key] = calls.get(key, 0) + 1
+        if key == "bad" and calls[key] < 3:
+            raise RuntimeError("boom")
+        return None
+
+    scheduler = Scheduler(step, clock, workers=2)
+    scheduler.add("bad")
+    with pytest.raises(RuntimeError, match="boom"):
+        scheduler.run()
+
+    retried: list[str] = []
+
+    def on_error(key: str, exc: Exception) -> float:
+        retried.append(f"{key}: {exc}")
+        return clock.now() + 5
+
+    calls.clear()
+    scheduler = Scheduler(step, clock, workers=2, on_error=on_error)
+    scheduler.add("bad")
+    scheduler.add("good")
+    scheduler.run()
+    assert sorted(scheduler.decided) == ["bad", "good"] and calls["bad"] == 3
+    assert retried == ["bad: boom", "bad: boom"]
+
+
+def test_keys_are_added_and_removed_while_it_runs_and_a_stop_event_ends_it() -> None:
+    """On the system clock: a wait is interruptible; a key added while it waits runs at once,
+    a removed key never runs again, and `stop` ends `run` promptly."""
+    ran: list[str] = []
+    stop = threading.Event()
+
+    def step(key: str) -> float | None:
+        ran.append(key)
+        return time.time() + 3600  # next wake-up in an hour
+
+    scheduler = Scheduler(step, SystemClock(), workers=2)
+    scheduler.add("a")
+    runner = threading.Thread(target=scheduler.run, kwargs={"stop": stop})
+    runner.start()
+    try:
+        deadline = time.monotonic() + 5
+        while ran != ["a"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        scheduler.add("b")  # wakes the waiting scheduler
+        while "b" not in ran and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ran == ["a", "b"]
+        scheduler.remove("a")
+        assert scheduler.keys() == {"b"}
+        scheduler.add("b")  # due now again: an earlier due time wins
+        while ran.count("b") < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ran == ["a", "b", "b"]
+    finally:
+        began = time.monotonic()
+        stop.set()
+        runner.join(5)
+    assert not runner.is_alive() and time.monotonic() - began < 2
+    assert scheduler.decided == []  # stopped, not decided: "b" is still scheduled
+    assert scheduler.keys() == {"b"}
