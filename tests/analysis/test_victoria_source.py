@@ -3,25 +3,35 @@
 VictoriaMetrics (Debian package `victoria-metrics`, 1.79) answers an instant query of a
 range selector (`m{...}[360s]` at `time=end`) as Prometheus does: resultType "matrix"
 with every raw sample in (end - 360s, end], not deduplicated or aligned to a step (its
-`-dedup.minScrapeInterval` is off unless set). So the source reads it unchanged; the
-tests below hold it to the same truth as the Prometheus tests, through pods, routes,
-counter resets, a pod that vanishes and one that appears, at 15 s, 30 s and 60 s.
+`-dedup.minScrapeInterval` is off unless set), and `-search.latencyOffset` does not
+hide the newest of them (it does hide them from instant values). So the source reads it
+unchanged; the tests below hold it to the same truth as the Prometheus tests, through
+pods, routes, counter resets, a pod that vanishes and one that appears, at 15, 30, 60 s.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from rollout.analysis.observation import Target
-from rollout.analysis.prometheus import PrometheusSource
+from rollout.analysis.observation import MetricsSourceError, Target
+from rollout.analysis.prometheus import PrometheusSource, is_victoria_metrics
+from rollout.demo.procs import free_port
 from rollout.spec import PrometheusConfig
 from tests.support.backfill import past_end
+from tests.support.httpserve import serve_text
 from tests.support.scenarios import BASELINE, CANDIDATE, INJECTION, STANDARD_MODELS
 from tests.support.synthetic import Dataset, SyntheticModel, VersionProfile, synthesize
-from tests.support.victoria import RunningVictoria, prometheus_text, victoria_with
+from tests.support.victoria import (
+    RunningVictoria,
+    prometheus_text,
+    start_victoria,
+    victoria_with,
+)
 
 MODELS = ("counts", "inject")
 SCRAPES = (15.0, 30.0, 60.0)
@@ -139,3 +149,62 @@ def test_minute_looks_count_exactly_at_every_scrape_interval(
             assert sum(getattr(o, role).requests for o in seen) == whole.requests
             assert sum(getattr(o, role).errors for o in seen) == whole.errors
             assert whole.errors and whole.errors > 0
+
+
+def test_victoria_metrics_is_told_from_prometheus_by_its_buildinfo(
+    victoria: tuple[RunningVictoria, Dataset],
+) -> None:
+    """Asked once, on the first empty exemplars answer: only then is "no exemplars from
+    this backend" said instead of "none found"; anything unreadable is "not known"."""
+    with httpx.Client(base_url=victoria[0].url) as http:
+        assert is_victoria_metrics(http)
+    prometheus = '{"status":"success","data":{"version":"2.42.0","revision":"x"}}'
+    for body, kind in ((prometheus, "application/json"), ("<html/>", "text/html")):
+        server = serve_text(body, content_type=kind)
+        try:
+            with httpx.Client(base_url=server.url) as http:
+                assert not is_victoria_metrics(http)
+        finally:
+            server.stop()
+    with httpx.Client(base_url=f"http://127.0.0.1:{free_port()}", timeout=2) as http:
+        assert not is_victoria_metrics(http)
+
+
+def test_an_empty_exemplars_answer_from_victoria_says_so(
+    source: PrometheusSource, victoria: tuple[RunningVictoria, Dataset]
+) -> None:
+    end = victoria[1].end
+    with pytest.raises(MetricsSourceError, match="no exemplars from this backend"):
+        source.exemplars(Target("counts", BASELINE, CANDIDATE), CANDIDATE, end - 300, end)
+
+
+def test_the_default_latency_offset_hides_new_data_from_instant_values_not_raw_samples(
+    tmp_path: Path,
+) -> None:
+    """`-search.latencyOffset` (default 30s) on 1.79: an instant query's value and
+    query_range ignore the newest 30 s, but a range selector's raw samples (what the
+    counts read) include them. Custom metrics (instant queries) see data 30 s late."""
+    running = start_victoria(tmp_path, latency_offset="30s")
+    try:
+        now = float(int(time.time()))
+        lines = [
+            f'fresh_total{{a="b"}} {v} {round((now - age) * 1000)}'
+            for v, age in ((1, 60), (2, 20), (3, 5))
+        ]
+        running.import_lines(iter(lines))
+
+        def query(promql: str) -> list[object]:
+            answer = httpx.get(
+                f"{running.url}/api/v1/query", params={"query": promql, "time": f"{now:.0f}"}
+            ).json()
+            result: list[object] = answer["data"]["result"]
+            return result
+
+        deadline = time.monotonic() + 30
+        while not query('fresh_total{a="b"}[120s]') and time.monotonic() < deadline:
+            time.sleep(0.2)
+        raw = query('fresh_total{a="b"}[120s]')
+        assert [v for _, v in raw[0]["values"]] == ["1", "2", "3"]  # type: ignore[index]
+        assert query('fresh_total{a="b"}')[0]["value"][1] == "1"  # type: ignore[index]
+    finally:
+        running.stop()

@@ -6,9 +6,10 @@ data dir and log under `workdir` and is stopped by the pid we started.
 
 Flags that matter here:
 - `-search.latencyOffset=0s`: by default VictoriaMetrics hides the newest 30 s of data
-  from queries (samples may still be arriving). The synthetic data lies hours in the
-  past, so the offset changes nothing for it; it is 0 so a test that imports "now"
-  reads it back at once, as from Prometheus.
+  from instant values and `query_range` (samples may still be arriving); 1.79 still
+  returns them as a range selector's raw samples, which is what the counts read (a test
+  pins both). The synthetic data lies hours in the past, so the offset changes nothing
+  for it; it is 0 so every query sees what Prometheus would.
 - `-retentionPeriod=100y`: the data is hours old; nothing is ever deleted under a test.
 - `-search.disableCache`: the response cache would keep an answer computed before the
   import had landed (VictoriaMetrics recommends it while backfilling).
