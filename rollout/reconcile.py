@@ -159,6 +159,8 @@ class Reconciler:
         """Drive `rollout` from `event` (Started, Resumed, Abort, Tick). `state`: a new one
         (not saved yet, version None) or one just loaded with its version; None: loaded
         from the store at the first reconcile."""
+        if state is not None and version is None and self.query_log is not None:
+            self.query_log.clear(rollout.key)  # a new rollout: an old one's queries are not its
         with self._mutex:
             self._tracked[rollout.key] = _Tracked(
                 rollout, event, state, version, loaded=state is not None

@@ -504,6 +504,10 @@ class QueryLog(Protocol):
         """Every look's queries by (start, end); a look not found has none recorded."""
         ...
 
+    def clear(self, key: str) -> None:
+        """Forget an earlier rollout's queries under this key (a new rollout starts)."""
+        ...
+
 
 class LocalQueryLog:
     """`<dir>/<key>.queries.jsonl`: one line per look, appended before the look is saved."""
@@ -519,6 +523,10 @@ class LocalQueryLog:
         self.directory.mkdir(parents=True, exist_ok=True)
         with self.path(key).open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(line, allow_nan=False, separators=(",", ":")) + "\n")
+
+    def clear(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path(key).unlink()
 
     def read(self, key: str) -> dict[tuple[float, float], tuple[QueryRecord, ...]]:
         try:

@@ -297,3 +297,18 @@ def test_a_stale_save_raises_state_conflict_and_the_next_reconcile_starts_from_t
     assert theirs["state"]["message"] == "theirs" and theirs["version"] == 3
     outcome = reconciler.reconcile("default-iris")  # reloaded: their version, then ours
     assert outcome.state.history and json.loads(path.read_text())["version"] == 4
+
+
+def test_a_new_rollout_under_a_finished_ones_key_starts_a_fresh_query_log(tmp_path: Path) -> None:
+    clock, router = NoSleepClock(), FakeRouter()
+    log = LocalQueryLog(tmp_path)
+    reconciler = Reconciler(LocalStateStore(tmp_path), clock, log)
+    r = rollout("default-iris", router, FakeSource())
+    start(reconciler, r, clock)
+    first = drive(reconciler, "default-iris", clock)
+    assert len(log.read("default-iris")) == len(first.state.history) > 0
+    (tmp_path / "default-iris.json").unlink()  # "remove the state file to start over"
+    start(reconciler, r, clock)
+    assert log.read("default-iris") == {}
+    second = drive(reconciler, "default-iris", clock)
+    assert len(log.read("default-iris")) == len(second.state.history)
