@@ -9,6 +9,7 @@ consecutive looks partition the requests, each counted once.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -93,6 +94,19 @@ class MetricsSource(Protocol):
 
         `custom_window` (seconds, default `end - start`) is the range custom-metric
         queries see; it may be wider than the look and never changes the counts."""
+        ...
+
+    def observe_many(
+        self,
+        targets: Iterable[Target],
+        start: float | Mapping[Target, float],
+        end: float,
+        *,
+        custom_window: float | Mapping[Target, float] | None = None,
+    ) -> dict[Target, Observation]:
+        """`observe` for many targets at once (every rollout on one Prometheus), each over
+        its own (start, end] (`start` one value for all or one per target), every query
+        evaluated at `end`: one query per signal for them all, split per target."""
         ...
 
     def exemplars(

@@ -1,12 +1,19 @@
-"""`MetricsSource` on a real Prometheus: prometheus-api-client for queries, httpx for exemplars.
+"""`MetricsSource` on a real Prometheus (or VictoriaMetrics), over one shared httpx client.
 
 Every query of a look over (start, end] is evaluated at `time=end`, so analysing a
 past window gives the answer it gave at the time (later samples are not read).
 Failures (unreachable, timeout, HTTP 4xx/5xx, invalid JSON, status != success, a
 result that is not a matrix) raise `MetricsSourceError` after a few retries of the
-transient ones; "no data" is not a failure: the field is None and
-`Observation.problems` says which query came back empty, NaN or +Inf for which
+transient ones (`prom_http.PrometheusClient`); "no data" is not a failure: the field is
+None and `Observation.problems` says which query came back empty, NaN or +Inf for which
 version. No message, log line or repr carries a secret.
+
+Batched. `observe_many(targets, start, end)` sends two queries whatever the number of
+targets (rollouts) on this Prometheus: the requests counter and the histogram's
+`_bucket` series of every target's model and versions (`queries.batch_queries`), split
+by (model, version) in Python. Custom metrics stay one query per version per target.
+`SourceRegistry` hands out one source per (url, credentials, metric names, custom
+metrics) and one client (one connection pool) per (url, credentials).
 
 Exact counts. The requests counter (every status) and the histogram's `_bucket`
 series are fetched raw, as range vectors reaching back `end - start` plus
@@ -31,20 +38,11 @@ version with no series in the whole range is "no series".
 
 from __future__ import annotations
 
-import base64
 import math
-import re
-from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit, urlunsplit
+import threading
+from collections.abc import Iterable, Mapping, Sequence
 
 import httpx
-import requests
-from prometheus_api_client import PrometheusConnect
-from prometheus_api_client.exceptions import PrometheusApiClientException
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
-from urllib3.util.retry import Retry
 
 from rollout.analysis.counters import exact_increase
 from rollout.analysis.observation import (
@@ -57,53 +55,32 @@ from rollout.analysis.observation import (
     Target,
     VersionCounts,
 )
-from rollout.analysis.queries import custom_query, exemplar_selector, signal_queries
-from rollout.spec import CustomMetric, MetricNames, PrometheusConfig, file_problem
+from rollout.analysis.prom_http import (
+    PrometheusClient,
+    Series,
+    client_key,
+    is_victoria_metrics,
+)
+from rollout.analysis.queries import (
+    batch_queries,
+    custom_query,
+    exemplar_selector,
+    signal_queries,
+)
+from rollout.spec import CustomMetric, MetricNames, PrometheusConfig
 
-T = TypeVar("T")
-_Series = tuple[dict[str, str], list[tuple[float, float]]]  # labels, (time, value) samples
-_HTTP_STATUS = re.compile(r"HTTP Status Code (\d+)")
-_PROM_ERROR = re.compile(r'"error"\s*:\s*"((?:[^"\\]|\\.)*)"')
-
-
-class _InvalidAnswer(Exception):
-    """Prometheus answered 200 but not with `{"status": "success", ...}` JSON."""
-
-
-class _HttpStatus(Exception):
-    """Prometheus answered an HTTP error; `detail` is its own error message, if any."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(status)
-        self.status = status
-        self.detail = detail
-
-
-def _check_answer(response: requests.Response, *args: object, **kwargs: object) -> None:
-    """requests response hook: the client library reads `data.result` without checking."""
-    if response.status_code != 200:
-        return
-    try:
-        body = response.json()
-    except ValueError:
-        raise _InvalidAnswer("the answer is not JSON") from None
-    if not isinstance(body, dict) or body.get("status") != "success":
-        status = body.get("status") if isinstance(body, dict) else None
-        raise _InvalidAnswer(f"the answer's status is {status!r}, not 'success'")
-
-
-def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, requests.ConnectionError | requests.Timeout | httpx.TransportError):
-        return True
-    return isinstance(exc, _HttpStatus) and (exc.status >= 500 or exc.status == 429)
+_Series = Series
+__all__ = ["PrometheusSource", "SourceRegistry", "is_victoria_metrics", "shared_source"]
+PerTarget = float | Mapping[Target, float]  # one value for every target, or one each
 
 
 class PrometheusSource:
-    """Counts per version from Prometheus; see the module docstring for the guarantees."""
+    """Counts per version from Prometheus; see the module docstring for the guarantees.
 
-    # Whether the server keeps no exemplars (VictoriaMetrics): asked once, on the first
-    # empty exemplars answer, by `_keeps_no_exemplars`.
-    _no_exemplars: bool | None = None
+    `client`: a shared `PrometheusClient` (the source then leaves closing it to its
+    owner, e.g. `SourceRegistry`); otherwise the source builds its own from `config`,
+    with `transport` replacing the network if given.
+    """
 
     def __init__(
         self,
@@ -113,57 +90,24 @@ class PrometheusSource:
         *,
         attempts: int = 3,
         backoff: float = 0.25,
+        transport: httpx.BaseTransport | None = None,
+        client: PrometheusClient | None = None,
     ) -> None:
         self._metrics = metrics or MetricNames()
         self._custom = custom_metrics
-        self._timeout = config.timeout
-        self._attempts = attempts
-        self._backoff = backoff
-        parts = urlsplit(config.url.rstrip("/"))
-        secrets = [v.get_secret_value() for v in config.headers.values()]
-        headers = {k: v.get_secret_value() for k, v in config.headers.items()}
-        auth: tuple[str, str] | None = None
-        if parts.password:  # http://user:pass@host: keep it out of every message
-            secrets += _basic_auth_secrets(unquote(parts.username or ""), unquote(parts.password))
-        if config.bearer_token_file is not None:
-            token = _read_secret(config.bearer_token_file, "prometheus.bearerTokenFile")
-            secrets.append(token)
-            headers["Authorization"] = f"Bearer {token}"
-        if config.basic_auth is not None:
-            password = _read_secret(
-                config.basic_auth.password_file, "prometheus.basicAuth.passwordFile"
-            )
-            secrets += _basic_auth_secrets(config.basic_auth.username, password)
-            auth = (config.basic_auth.username, password)
-        self._secrets = tuple(s for s in secrets if s)
-        self.url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-        session = requests.Session()
-        session.verify = config.tls_verify
-        session.hooks["response"].append(_check_answer)
-        self._client = PrometheusConnect(
-            url=config.url.rstrip("/"),
-            headers=headers,
-            # tenacity retries, with backoff and a bound, below. read=False: a read timeout is
-            # raised as requests.ReadTimeout, not wrapped into a "connection failed" error.
-            retry=Retry(total=0, read=False),
-            auth=auth,
-            session=session,
-            timeout=config.timeout,
+        self._owns_client = client is None
+        self._client = client or PrometheusClient(
+            config, attempts=attempts, backoff=backoff, transport=transport
         )
-        self._http = httpx.Client(
-            base_url=config.url.rstrip("/"),
-            headers=headers,
-            auth=auth,
-            verify=config.tls_verify,
-            timeout=config.timeout,
-        )
+        self.url = self._client.url
 
     def __repr__(self) -> str:
         return f"PrometheusSource(url={self.url!r})"
 
     def close(self) -> None:
-        self._http.close()
-        self._client._session.close()
+        """Close the connections, unless the client is shared (its owner closes it)."""
+        if self._owns_client:
+            self._client.close()
 
     # ------------------------------------------------------------------ observe
 
@@ -175,38 +119,114 @@ class PrometheusSource:
         `custom_window` is the `{window}` of the custom metrics' queries (default
         `end - start`); it never changes the counts.
         """
-        if not end > start:
-            raise ValueError(f"the window must end after it starts (start={start}, end={end})")
+        return self.observe_many((target,), start, end, custom_window=custom_window)[target]
+
+    def observe_many(
+        self,
+        targets: Iterable[Target],
+        start: PerTarget,
+        end: float,
+        *,
+        custom_window: PerTarget | None = None,
+    ) -> dict[Target, Observation]:
+        """`observe` for many targets with two queries in all (plus the custom metrics').
+
+        Every query is evaluated at `end`; `start` (and `custom_window`) is one value for
+        all or one per target, each target's counts over its own (start, end]. A failing
+        query fails the whole batch (`MetricsSourceError`), as it would each target.
+        """
+        batch = tuple(dict.fromkeys(targets))
+        if not batch:
+            return {}
+        starts = {t: _for(start, t) for t in batch}
+        for first in starts.values():
+            if not end > first:
+                raise ValueError(f"the window must end after it starts (start={first}, end={end})")
+        queries = batch_queries(self._metrics, batch, end - min(starts.values()))
+        by_model = len({t.model for t in batch}) > 1
+        request_series = self._group(
+            self._client.matrix("requests", queries.requests, end), by_model
+        )
+        bucket_series = self._group(self._client.matrix("latency", queries.latency, end), by_model)
+        observed: dict[Target, Observation] = {}
+        for target in batch:
+            first = starts[target]
+            window = end - first
+            if custom_window is not None:
+                window = _for(custom_window, target)
+            observed[target] = self._observation(
+                target, first, end, window, request_series, bucket_series, by_model, len(batch)
+            )
+        return observed
+
+    def _group(
+        self, series: list[_Series], by_model: bool
+    ) -> dict[tuple[str | None, str | None], list[_Series]]:
+        """Series per (model, version); the model is None when the batch has one model (the
+        query already chose it)."""
+        grouped: dict[tuple[str | None, str | None], list[_Series]] = {}
+        for labels, samples in series:
+            model = labels.get(self._metrics.model_label) if by_model else None
+            key = (model, labels.get(self._metrics.version_label))
+            grouped.setdefault(key, []).append((labels, samples))
+        return grouped
+
+    def _observation(
+        self,
+        target: Target,
+        start: float,
+        end: float,
+        custom_window: float,
+        request_series: Mapping[tuple[str | None, str | None], list[_Series]],
+        bucket_series: Mapping[tuple[str | None, str | None], list[_Series]],
+        by_model: bool,
+        batched: int,
+    ) -> Observation:
+        # What the batch's queries mean for this target alone: the same series, so the
+        # report names a query a reader can rerun for this rollout.
         queries = signal_queries(self._metrics, target, end - start)
+        model = target.model if by_model else None
         records: list[QueryRecord] = []
         problems: list[str] = []
         versions = {"baseline": target.baseline, "candidate": target.candidate}
+        batch_note = f"batched with {batched - 1} other targets" if batched > 1 else ""
 
-        request_series = self._matrix("requests", queries.requests, end)
+        def mine(grouped: Mapping[tuple[str | None, str | None], list[_Series]]) -> int:
+            return sum(len(grouped.get((model, v), [])) for v in dict.fromkeys(versions.values()))
+
         requests_by_role: dict[str, int | None] = {}
         errors_by_role: dict[str, int | None] = {}
         for role, version in versions.items():
             requests_by_role[role], errors_by_role[role] = self._requests(
-                role, version, request_series, start, end, problems
+                role, version, request_series.get((model, version), []), start, end, problems
             )
         records.append(
             QueryRecord(
-                "requests", queries.requests, end, len(request_series), _note("requests", problems)
+                "requests",
+                queries.requests,
+                end,
+                mine(request_series),
+                _join(batch_note, _note("requests", problems)),
             )
         )
-        bucket_series = self._matrix("latency", queries.latency, end)
         buckets = {
-            role: self._buckets(role, version, bucket_series, start, end, problems)
+            role: self._buckets(
+                role, version, bucket_series.get((model, version), []), start, end, problems
+            )
             for role, version in versions.items()
         }
         records.append(
             QueryRecord(
-                "latency", queries.latency, end, len(bucket_series), _note("latency", problems)
+                "latency",
+                queries.latency,
+                end,
+                mine(bucket_series),
+                _join(batch_note, _note("latency", problems)),
             )
         )
-        window = custom_window if custom_window is not None else end - start
         custom = tuple(
-            self._custom_value(m, target, window, end, records, problems) for m in self._custom
+            self._custom_value(m, target, custom_window, end, records, problems)
+            for m in self._custom
         )
         return Observation(
             start=start,
@@ -311,7 +331,7 @@ class PrometheusSource:
         signal = f"custom:{metric.name}"
         for role, version in (("baseline", target.baseline), ("candidate", target.candidate)):
             promql = custom_query(metric, self._metrics, target.model, version, window)
-            rows = self._vector(signal, promql, end)
+            rows = self._client.vector(signal, promql, end)
             where = f"the {role} (version {version!r})"
             value: float | None = None
             if not rows:
@@ -328,52 +348,6 @@ class PrometheusSource:
             values[role] = value
             records.append(QueryRecord(signal, promql, end, len(rows), _note(signal, problems)))
         return CustomValue(metric.name, values["baseline"], values["candidate"])
-
-    def _vector(self, signal: str, promql: str, at: float) -> list[tuple[dict[str, str], float]]:
-        """Run an instant query at `at`; (labels, value) per series. A scalar is one row."""
-        data: Any = self._run(signal, lambda: self._custom_query(promql, at))
-        try:
-            if isinstance(data, list) and len(data) == 2 and not isinstance(data[0], dict):
-                return [({}, float(data[1]))]  # resultType scalar
-            return [(dict(row["metric"]), float(row["value"][1])) for row in data]
-        except (KeyError, TypeError, ValueError, IndexError):
-            raise MetricsSourceError(
-                f"Prometheus at {self.url} answered the {signal} query with a result that is "
-                "not an instant vector"
-            ) from None
-
-    def _matrix(self, signal: str, promql: str, at: float) -> list[_Series]:
-        """Run a range-vector selector at `at`; (labels, [(time, value), ...]) per series."""
-        data: Any = self._run(signal, lambda: self._custom_query(promql, at))
-        try:
-            if not isinstance(data, list):
-                raise TypeError("the result is not a list of series")
-            return [
-                (
-                    {str(k): str(v) for k, v in row["metric"].items()},
-                    sorted((float(t), float(v)) for t, v in row["values"]),
-                )
-                for row in data
-            ]
-        except (KeyError, TypeError, ValueError, AttributeError):
-            raise MetricsSourceError(
-                f"Prometheus at {self.url} answered the {signal} query with a result that is "
-                "not a range vector (matrix)"
-            ) from None
-
-    def _custom_query(self, promql: str, at: float) -> Any:
-        try:
-            return self._client.custom_query(promql, params={"time": f"{at:.3f}"})
-        except PrometheusApiClientException as exc:
-            raise self._http_status(str(exc)) from None
-
-    def _http_status(self, text: str) -> _HttpStatus:
-        status = _HTTP_STATUS.search(text)
-        detail = _PROM_ERROR.search(text)
-        return _HttpStatus(
-            status=int(status.group(1)) if status else 0,
-            detail=detail.group(1)[:300] if detail else "",
-        )
 
     # ------------------------------------------------------------------ exemplars
 
@@ -420,11 +394,8 @@ class PrometheusSource:
         return tuple(chosen)
 
     def _exemplars(self, selector: str, version: str, start: float, end: float) -> list[Exemplar]:
-        params = {"query": selector, "start": f"{start:.3f}", "end": f"{end:.3f}"}
-        data: Any = self._run(
-            "exemplars", lambda: self._get_json("/api/v1/query_exemplars", params)
-        )
-        if not data and self._keeps_no_exemplars():
+        data = self._client.exemplars(selector, start, end)
+        if not data and self._client.keeps_no_exemplars():
             raise MetricsSourceError(
                 f"{self.url}: no exemplars from this backend (VictoriaMetrics keeps none; "
                 "its /api/v1/query_exemplars always answers empty)"
@@ -452,60 +423,6 @@ class PrometheusSource:
             ) from None
         return found
 
-    def _keeps_no_exemplars(self) -> bool:
-        if self._no_exemplars is None:
-            self._no_exemplars = is_victoria_metrics(self._http)
-        return self._no_exemplars
-
-    def _get_json(self, path: str, params: dict[str, str]) -> Any:
-        response = self._http.get(path, params=params)
-        if response.status_code != 200:
-            raise self._http_status(f"HTTP Status Code {response.status_code} {response.text}")
-        try:
-            body = response.json()
-        except ValueError:
-            raise _InvalidAnswer("the answer is not JSON") from None
-        if not isinstance(body, dict) or body.get("status") != "success":
-            raise _InvalidAnswer("the answer's status is not 'success'")
-        return body.get("data")
-
-    # ------------------------------------------------------------------ failures
-
-    def _run(self, signal: str, call: Callable[[], T]) -> T:
-        retrying = Retrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential(multiplier=self._backoff, max=4.0),
-            retry=retry_if_exception(_transient),
-            reraise=True,
-        )
-        try:
-            return retrying(call)
-        except Exception as exc:
-            raise MetricsSourceError(self._redact(self._describe(signal, exc))) from None
-
-    def _describe(self, signal: str, exc: Exception) -> str:
-        where = f"Prometheus at {self.url}"
-        tries = f" (after {self._attempts} tries)" if _transient(exc) else ""
-        if isinstance(exc, requests.Timeout | httpx.TimeoutException):
-            reason = f"timed out after {self._timeout:g}s{tries}"
-        elif isinstance(exc, requests.ConnectionError | httpx.TransportError):
-            reason = f"is unreachable (connection failed){tries}; is the URL right and is it up?"
-        elif isinstance(exc, _HttpStatus):
-            detail = f": {exc.detail}" if exc.detail else ""
-            reason = f"answered HTTP {exc.status}{tries}{detail}"
-        elif isinstance(exc, _InvalidAnswer):
-            reason = f"answered garbage: {exc}"
-        elif isinstance(exc, requests.RequestException | httpx.HTTPError):
-            reason = f"request failed ({type(exc).__name__})"
-        else:
-            reason = f"answered something unreadable ({type(exc).__name__})"
-        return f"{where} {reason} [{signal} query]"
-
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
-
 
 def _invalid(samples: list[tuple[float, float]]) -> list[float]:
     """Values no counter can have (NaN, infinite, negative)."""
@@ -516,37 +433,84 @@ def _note(signal: str, problems: Iterable[str]) -> str:
     return "; ".join(p for p in problems if p.startswith(f"{signal}:"))
 
 
-def _basic_auth_secrets(username: str, password: str) -> list[str]:
-    """The password, and the Authorization header's base64 of `user:password`: a server
-    that quotes the request's headers in its error must not get either into a message."""
-    encoded = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
-    return [password, encoded]
+def _join(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
 
 
-def _read_secret(path: Path, field: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
-        raise file_problem(str(path), field, f"cannot read the file: {reason}") from None
+def _for(value: PerTarget, target: Target) -> float:
+    return value if isinstance(value, int | float) else value[target]
 
 
-def is_victoria_metrics(http: httpx.Client) -> bool:
-    """Whether the server behind `http` is VictoriaMetrics, from one buildinfo request.
+class SourceRegistry:
+    """Shared sources for one process: one `PrometheusClient` (one connection pool) per
+    (url, credentials), one `PrometheusSource` per client, metric names and custom
+    metrics. Thread-safe. Sources it hands out ignore `close()`; `close()` here closes
+    every client."""
 
-    Its range selectors answer raw samples as Prometheus' do, so the counts need nothing
-    else; but 1.79 keeps no exemplars and answers `/api/v1/query_exemplars` with an
-    empty success. Prometheus' `/api/v1/status/buildinfo` names its version;
-    VictoriaMetrics' names none (`"data": {}`) and its answers carry `X-Server-Hostname`.
-    Any failure is "not known to be": the empty answer then stays "no exemplars found"."""
-    try:
-        response = http.get("/api/v1/status/buildinfo")
-        body = response.json()
-    except (httpx.HTTPError, ValueError):
-        return False
-    if response.status_code != 200 or not isinstance(body, dict):
-        return False
-    data = body.get("data")
-    return "X-Server-Hostname" in response.headers or (
-        body.get("status") == "success" and isinstance(data, dict) and "version" not in data
-    )
+    def __init__(
+        self,
+        *,
+        attempts: int = 3,
+        backoff: float = 0.25,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._attempts = attempts
+        self._backoff = backoff
+        self._transport = transport
+        self._lock = threading.Lock()
+        self._clients: dict[tuple[object, ...], PrometheusClient] = {}
+        self._sources: dict[tuple[object, ...], PrometheusSource] = {}
+
+    def source(
+        self,
+        config: PrometheusConfig,
+        metrics: MetricNames | None = None,
+        custom_metrics: Sequence[CustomMetric] = (),
+    ) -> PrometheusSource:
+        metrics = metrics or MetricNames()
+        custom = tuple(custom_metrics)
+        key = client_key(config)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = PrometheusClient(
+                    config,
+                    attempts=self._attempts,
+                    backoff=self._backoff,
+                    transport=self._transport,
+                )
+                self._clients[key] = client
+            source_key = (
+                key,
+                metrics.model_dump_json(),
+                tuple(m.model_dump_json() for m in custom),
+            )
+            source = self._sources.get(source_key)
+            if source is None:
+                source = PrometheusSource(config, metrics, custom, client=client)
+                self._sources[source_key] = source
+            return source
+
+    def clients(self) -> int:
+        """How many connection pools are open."""
+        with self._lock:
+            return len(self._clients)
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+            self._sources.clear()
+
+
+_PROCESS = SourceRegistry()
+
+
+def shared_source(
+    config: PrometheusConfig,
+    metrics: MetricNames | None = None,
+    custom_metrics: Sequence[CustomMetric] = (),
+) -> PrometheusSource:
+    """The process' shared source for this Prometheus, credentials and metric names."""
+    return _PROCESS.source(config, metrics, custom_metrics)

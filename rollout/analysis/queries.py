@@ -1,4 +1,5 @@
-"""PromQL for one look: one query per signal covering both versions, label values escaped.
+"""PromQL for one look: one query per signal covering both versions of every target
+(every rollout on one Prometheus), label values escaped.
 
 Pure: builds strings from the policy's metric/label names and a `Target`. Every
 label value goes through `string_literal` (PromQL double-quoted string) and, for
@@ -8,6 +9,7 @@ label value goes through `string_literal` (PromQL double-quoted string) and, for
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from rollout.analysis.observation import Target
@@ -81,6 +83,28 @@ def target_selector(metrics: MetricNames, target: Target, *extra: str) -> str:
     return "{" + ",".join(matchers) + "}"
 
 
+def _unique(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(values))
+
+
+def batch_selector(metrics: MetricNames, targets: Sequence[Target]) -> str:
+    """Label matchers (with braces) for every target's model and versions at once.
+
+    One model: `model_name="m"` (the same selector as `target_selector`); several:
+    `model_name=~"^(?:m1|m2)$"`. The version matcher holds every target's versions, so
+    the answer may hold other (model, version) pairs: the source keeps each target's own.
+    """
+    if not targets:
+        raise ValueError("a batch needs at least one target")
+    models = _unique(t.model for t in targets)
+    versions = _unique(v for t in targets for v in (t.baseline, t.candidate))
+    if len(models) == 1:
+        model = _matcher(metrics.model_label, models[0])
+    else:
+        model = versions_matcher(metrics.model_label, models)
+    return "{" + model + "," + versions_matcher(metrics.version_label, versions) + "}"
+
+
 def version_selector(metrics: MetricNames, model: str, version: str) -> str:
     """Label matchers (with braces) for one version of the model."""
     matchers = (_matcher(metrics.model_label, model), _matcher(metrics.version_label, version))
@@ -114,10 +138,19 @@ def signal_queries(metrics: MetricNames, target: Target, window_seconds: float) 
     status (split in Python), and each series' rise is computed on its own, so pods,
     routes and counter resets never mix before the arithmetic.
     """
+    return batch_queries(metrics, (target,), window_seconds)
+
+
+def batch_queries(
+    metrics: MetricNames, targets: Sequence[Target], window_seconds: float
+) -> SignalQueries:
+    """`signal_queries` for many targets at once: the same two queries whatever their
+    number, `window_seconds` being the longest look among them. One target: the same
+    strings as `signal_queries`."""
     if window_seconds <= 0:
         raise ValueError(f"a window must be positive, got {window_seconds}")
     reach = range_literal(window_seconds + LOOKBACK_SECONDS)
-    selector = target_selector(metrics, target)
+    selector = batch_selector(metrics, targets)
     return SignalQueries(
         requests=f"{metrics.requests}{selector}[{reach}]",
         latency=f"{metrics.latency}_bucket{selector}[{reach}]",

@@ -63,6 +63,35 @@ def test_counts_sum_pods_routes_and_a_counter_reset_exactly(
     assert all("increase(" not in q.promql for q in observation.queries)
 
 
+def test_many_targets_in_one_batch_count_as_each_alone(
+    source: PrometheusSource, synthetic_prometheus: BackfilledPrometheus
+) -> None:
+    """Two queries for every model on the Prometheus, each target's own start: the same
+    counts, problems and series as one target at a time, on the real server."""
+    truth, end = synthetic_prometheus.dataset.truth, synthetic_prometheus.dataset.end
+    targets = {
+        COUNTS: end - 300,
+        Target("inject", BASELINE, INJECTION): end - 120,
+        Target("gate-nocandidate", BASELINE, CANDIDATE): end - 600,
+        Target("gate-errors", BASELINE, CANDIDATE): end - 60.5,
+        Target("absent", BASELINE, CANDIDATE): end - 60,
+    }
+    batched = source.observe_many(targets, targets, end)
+    assert list(batched) == list(targets)
+    for target, start in targets.items():
+        alone = source.observe(target, start, end)
+        seen = batched[target]
+        assert (seen.start, seen.end) == (start, end)
+        assert (seen.baseline, seen.candidate) == (alone.baseline, alone.candidate)
+        assert seen.problems == alone.problems
+        assert [(q.promql, q.series) for q in seen.queries] == [
+            (q.promql, q.series) for q in alone.queries
+        ]
+        assert all("batched with 4 other targets" in q.note for q in seen.queries)
+    assert batched[COUNTS].baseline == truth.counts("counts", BASELINE, end - 300, end)
+    assert batched[Target("absent", BASELINE, CANDIDATE)].baseline.requests is None
+
+
 def test_a_past_window_reads_what_it_held_then(
     source: PrometheusSource, synthetic_prometheus: BackfilledPrometheus
 ) -> None:

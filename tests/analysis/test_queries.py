@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from rollout.analysis.observation import Target
 from rollout.analysis.queries import (
     LOOKBACK_SECONDS,
+    batch_queries,
     custom_query,
     exemplar_selector,
     range_literal,
@@ -33,6 +34,25 @@ def test_one_raw_range_selector_per_signal_covers_both_versions() -> None:
     assert queries.latency == f"inference_latency_seconds_bucket{{{selector}}}[360s]"
     assert "increase(" not in queries.requests + queries.latency
     assert LOOKBACK_SECONDS == 300.0
+
+
+def test_one_query_per_signal_for_every_target() -> None:
+    targets = [TARGET, Target("fraud", "2.4.0", "2.5.0"), Target("spam", "1.0", "1.1")]
+    queries = batch_queries(MetricNames(), targets, 60)
+    # Every model and every version once, each escaped; 2 queries whatever the number.
+    assert queries.requests == (
+        'inference_requests_total{model_name=~"^(?:fraud|spam)$",'
+        'model_version=~"^(?:2\\\\.3\\\\.1|2\\\\.4\\\\.0|2\\\\.5\\\\.0|1\\\\.0|1\\\\.1)$"}[360s]'
+    )
+    assert queries.latency.startswith('inference_latency_seconds_bucket{model_name=~"^(?:fraud|')
+    # One model: the plain matcher, the same strings as one target's.
+    one = batch_queries(MetricNames(), targets[:2], 60).requests
+    assert one.startswith('inference_requests_total{model_name="fraud",model_version=~')
+    assert batch_queries(MetricNames(), [TARGET], 60) == signal_queries(MetricNames(), TARGET, 60)
+    odd = batch_queries(MetricNames(), [TARGET, Target(INJECTION, "1", "2")], 60).requests
+    assert "vector(1)" not in odd
+    with pytest.raises(ValueError, match="at least one target"):
+        batch_queries(MetricNames(), [], 60)
 
 
 def test_the_range_is_the_look_plus_the_lookback() -> None:
