@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,17 @@ class Served:
 
     def spans(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.spans_file.read_text().splitlines()]
+
+    def trace_spans(self, trace_id: str, names: set[str]) -> list[dict[str, Any]]:
+        """The trace's spans once those named are exported. A trace is exported when its root
+        span ends, which the server does after the client has the response: wait for it
+        (bounded) rather than race it on a busy machine."""
+        deadline = time.monotonic() + 20.0
+        while True:
+            spans = [s for s in self.spans() if s["trace_id"] == trace_id]
+            if names <= {s["name"] for s in spans} or time.monotonic() > deadline:
+                return spans
+            time.sleep(0.05)
 
     def kept_trace_ids(self) -> set[str]:
         return {span["trace_id"] for span in self.spans()}
