@@ -186,3 +186,55 @@ def test_status_and_list_without_rollouts(tmp_path: Path) -> None:
     listed = cli(tmp_path, "list")
     assert listed.returncode == 0 and "no rollouts" in listed.stdout
     assert BASELINE  # the bench's versions are the scenarios'
+
+
+def test_status_waits_while_a_run_drives_the_rollout_and_watch_prints_each_change(
+    tmp_path: Path,
+) -> None:
+    """A state made by the engine; a lock held as a live `rollout run` holds it; the rollout
+    is decided while `status` waits."""
+    import threading
+
+    from rollout.analysis.observation import Target
+    from rollout.engine import Promote, ReportWritten, Started, WeightsRead, advance
+    from rollout.lifecycle import status
+
+    store = LocalStateStore(tmp_path / "state")
+    now = 1_700_000_000.0
+    state = RolloutState.new("iris", Target("iris", BASELINE, CANDIDATE), "d", now)
+    state, _ = advance(state, Started(), POLICY, now)
+    state, _ = advance(state, WeightsRead(state.desired), POLICY, now + 1)
+    version = store.save("default-iris", state, None)
+    out = tmp_path / "status.txt"
+
+    def decide() -> None:
+        decided, _ = advance(state, Promote(full=True, reason="x"), POLICY, now + 2)
+        decided, _ = advance(decided, WeightsRead(ALL_CANDIDATE), POLICY, now + 3)
+        decided, _ = advance(decided, ReportWritten(("r.json",)), POLICY, now + 4)
+        store.save("default-iris", decided, version)
+
+    with store.lock("default-iris"):
+        timer = threading.Timer(1.5, decide)
+        timer.start()
+        code = status(
+            tmp_path / "state", "iris", watch=True, timeout=30, poll=0.2,
+            console=Console(file=out.open("w"), width=200),
+        )  # fmt: skip
+        timer.join()
+    text = out.read_text()
+    assert code is ExitCode.PROMOTED, text
+    assert "phase: Progressing" in text and "next: the first look" in text
+    assert text.count("rollout iris") == 2 and "Promoted (exit 0)" in text
+
+    with store.lock("default-iris"):
+        store.save("default-iris", state, store.load("default-iris")[1])  # type: ignore[index]
+        code = status(
+            tmp_path / "state", None, watch=False, timeout=0.5, poll=0.1,
+            console=Console(file=out.open("w"), width=200),
+        )  # fmt: skip
+    assert code is ExitCode.INFRASTRUCTURE and "still Progressing" in out.read_text()
+    code = status(
+        tmp_path / "state", None, watch=False, timeout=0.5, poll=0.1,
+        console=Console(file=out.open("w"), width=200),
+    )  # fmt: skip
+    assert code is ExitCode.PAUSED and "no `rollout run` drives it" in out.read_text()
