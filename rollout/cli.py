@@ -291,6 +291,123 @@ def abort(
     raise typer.Exit(int(code))
 
 
+StateDir = Annotated[Path, typer.Option(metavar="DIR", help="where the rollouts' state is kept")]
+SpecArg = Annotated[
+    Path,
+    typer.Argument(metavar="SPEC", help="the ModelRollout YAML file it was started with"),
+]
+
+
+@app.command("promote", cls=RolloutCommand)
+def promote(
+    spec: SpecArg,
+    full: Annotated[
+        bool, typer.Option("--full", help="all traffic to the candidate now, not the next step")
+    ] = False,
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="why, for the report")] = (
+        "promoted by a person"
+    ),
+    state_dir: StateDir = Path(".rollout"),
+    report_dir: Annotated[Path | None, typer.Option(metavar="DIR", help=REPORT_DIR_HELP)] = None,
+) -> None:
+    """Skip the rest of the analysis: the next step now, or with --full all traffic to the
+    candidate now; confirmed by the router's read-back and recorded in the report.
+
+    For a progressing (stopped) or paused rollout. Without --full, `rollout run SPEC` goes on
+    with the analysis at the new step. Exit codes: 0 the new weights confirmed, 1 the router
+    failed past the policy's limit and the rollout rolled back, 2 interrupted, 3 nothing to
+    promote (no saved rollout, already promoted, rolled back or aborted) or a `rollout run` of
+    it is still running, or a usage error, 4 infrastructure.
+    """
+    from rollout.driver import promote_from_spec
+
+    try:
+        rollout_spec, policy = load_spec(spec)
+    except SpecError as exc:
+        raise _bad_input(exc) from None
+    code = promote_from_spec(
+        rollout_spec,
+        policy,
+        full=full,
+        reason=reason,
+        state_dir=state_dir,
+        report_dir=report_dir,
+        console=console,
+    )
+    raise typer.Exit(int(code))
+
+
+@app.command("retry", cls=RolloutCommand)
+def retry(
+    spec: SpecArg,
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="why, for the report")] = (
+        "retried by a person"
+    ),
+    state_dir: StateDir = Path(".rollout"),
+    report_dir: Annotated[Path | None, typer.Option(metavar="DIR", help=REPORT_DIR_HELP)] = None,
+) -> None:
+    """Start a rolled-back, paused or aborted rollout again from step 1 and run it to its
+    decision; the earlier attempt's state is archived (`rollout list` shows it).
+
+    Exit codes as for `run`: 0 promoted, 1 rolled back, 2 paused or interrupted, 3 nothing to
+    retry (no saved rollout, promoted, or still progressing) or a `rollout run` of it is still
+    running, or a usage error, 4 infrastructure.
+    """
+    from rollout.driver import retry_from_spec
+
+    try:
+        rollout_spec, policy = load_spec(spec)
+    except SpecError as exc:
+        raise _bad_input(exc) from None
+    code = retry_from_spec(
+        rollout_spec,
+        policy,
+        reason=reason,
+        state_dir=state_dir,
+        report_dir=report_dir,
+        console=console,
+    )
+    raise typer.Exit(int(code))
+
+
+@app.command("status", cls=RolloutCommand)
+def status(
+    name: Annotated[
+        str | None,
+        typer.Argument(metavar="NAME", help="the rollout's name; default: the only one in DIR"),
+    ] = None,
+    state_dir: StateDir = Path(".rollout"),
+    watch: Annotated[bool, typer.Option("--watch", help="print each change while waiting")] = (
+        False
+    ),
+    timeout: Annotated[
+        float,
+        typer.Option(min=0, metavar="SECONDS", help="stop waiting after this long; 0: no limit"),
+    ] = 0.0,
+) -> None:
+    """A rollout's phase, step, weights, latest numbers and what happens next; waits while a
+    `rollout run` drives it, as `kubectl argo rollouts status` does (--watch prints each change).
+
+    Exit codes: 0 promoted, 1 rolled back or aborted, 2 paused, or progressing with no
+    `rollout run` driving it, 3 no such rollout or a usage error, 4 still progressing when
+    --timeout ran out.
+    """
+    from rollout.lifecycle import status as show
+
+    raise typer.Exit(int(show(state_dir, name, watch=watch, timeout=timeout, console=console)))
+
+
+@app.command("list", cls=RolloutCommand)
+def list_command(state_dir: StateDir = Path(".rollout")) -> None:
+    """Current and past (archived) rollouts: outcome, when, the report and the state file.
+
+    Exit codes: 0 listed (also when there are none), 3 a usage error.
+    """
+    from rollout.lifecycle import list_rollouts
+
+    raise typer.Exit(int(list_rollouts(state_dir, console)))
+
+
 class Scenario(StrEnum):
     HEALTHY = "healthy"
     LATENCY = "latency"

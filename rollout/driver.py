@@ -16,6 +16,7 @@ import hashlib
 import math
 import signal
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
@@ -30,7 +31,17 @@ from rollout.analysis.observation import (
     VersionCounts,
 )
 from rollout.analysis.stats import bucket_arrays, histogram_quantile
-from rollout.engine import DECISIONS, Abort, Event, Looked, ReportWritten, Resumed, Started
+from rollout.engine import (
+    DECISIONS,
+    Abort,
+    Event,
+    Looked,
+    Promote,
+    ReportWritten,
+    Resumed,
+    Retry,
+    Started,
+)
 from rollout.evidence.render import render_text
 from rollout.evidence.report import SpanTiming
 from rollout.exit_codes import ExitCode
@@ -67,6 +78,8 @@ __all__ = [
     "abort_from_spec",
     "build_driver",
     "policy_digest",
+    "promote_from_spec",
+    "retry_from_spec",
     "run_from_spec",
 ]
 
@@ -80,6 +93,14 @@ EXIT_CODES = {
 ABORT_EXIT_CODES = {
     Phase.ABORTED: ExitCode.PROMOTED,
     Phase.ROLLED_BACK: ExitCode.PROMOTED,
+}
+# `rollout promote`: done (0) once the new weights are confirmed by read-back.
+PROMOTE_EXIT_CODES = {
+    Phase.PROMOTED: ExitCode.PROMOTED,
+    Phase.PROGRESSING: ExitCode.PROMOTED,
+    Phase.ROLLED_BACK: ExitCode.ROLLED_BACK,
+    Phase.ABORTED: ExitCode.ROLLED_BACK,
+    Phase.PAUSED: ExitCode.PAUSED,
 }
 INTERRUPTED_RESUMABLE = "run the same command again to resume"
 
@@ -139,6 +160,7 @@ class Driver:
         self._shown = ""
         self._summarised = False
         self._exit_codes: dict[Phase, ExitCode] = EXIT_CODES
+        self._stop_when_confirmed = False  # `promote` without --full: the step, then stop
 
     def run(self) -> ExitCode:
         """Start or resume the rollout; StateLockedError / StateError when it cannot."""
@@ -151,8 +173,96 @@ class Driver:
                 state = RolloutState.new(self.name, self.target, digest, self.clock.now())
                 return self._schedule(Started(), state, None)
             state, version = loaded
+            finished = state.phase.decided and state.phase is not Phase.PAUSED
+            if self._is_another_rollout(state) and finished and _settled(state):
+                # A new candidate (or policy) after a decision is a new rollout.
+                if not self._preflight():
+                    return ExitCode.INFRASTRUCTURE
+                archived = self.store.archive(self.key, state)
+                decided = DECISIONS[state.phase].replace("_", " ")
+                self.console.print(
+                    f"the earlier rollout {escape(state.name)} ({escape(state.target.baseline)}"
+                    f" -> {escape(state.target.candidate)}) was {decided}: archived to "
+                    f"{escape(str(archived))}; `rollout list` shows it",
+                    highlight=False,
+                )
+                digest = policy_digest(self.policy)
+                fresh = RolloutState.new(self.name, self.target, digest, self.clock.now())
+                return self._schedule(Started(), fresh, version)
             self._check_resumable(state)
             return self._schedule(Resumed(), state, version)
+
+    def promote(self, full: bool, reason: str) -> ExitCode:
+        """A person's promotion of a progressing or paused rollout: `full`, all traffic to the
+        candidate now (then the report); else the next step now, confirmed by read-back, and
+        `rollout run` goes on from there. StateError when there is nothing to promote."""
+        with self.store.lock(self.key):
+            state, version = self._load_same("promote")
+            if state.policy_digest != policy_digest(self.policy):
+                raise StateError(
+                    f"the saved rollout {state.name!r} ({self.state_file.path}) was started "
+                    "with another policy (its steps may differ): promote it with the spec and "
+                    "policy it was started with"
+                )
+            if state.phase is Phase.PROMOTED:
+                raise StateError(
+                    f"rollout {state.name!r} was already promoted: all traffic is on "
+                    f"{state.target.candidate}; nothing to promote"
+                )
+            if state.phase in (Phase.ROLLED_BACK, Phase.ABORTED):
+                decided = DECISIONS[state.phase].replace("_", " ")
+                raise StateError(
+                    f"rollout {state.name!r} was {decided} ({state.reason}): nothing to promote; "
+                    "`rollout retry SPEC` starts it again from step 1"
+                )
+            if state.phase is Phase.PENDING:
+                raise StateError(
+                    f"rollout {state.name!r} has not started: `rollout run SPEC` starts it"
+                )
+            self._exit_codes = PROMOTE_EXIT_CODES
+            self._stop_when_confirmed = not full
+            return self._schedule(Promote(full, reason), state, version)
+
+    def retry(self, reason: str) -> ExitCode:
+        """A rolled-back, paused or aborted rollout again from step 1, run to its decision as
+        `rollout run` does; the earlier attempt's state is archived first."""
+        with self.store.lock(self.key):
+            state, version = self._load_same("retry")
+            if state.phase not in (Phase.ROLLED_BACK, Phase.PAUSED, Phase.ABORTED):
+                what = (
+                    "was promoted: all traffic is on the candidate"
+                    if state.phase is Phase.PROMOTED
+                    else f"is {state.phase.value}, not decided: `rollout run SPEC` resumes it"
+                )
+                raise StateError(f"rollout {state.name!r} {what}; nothing to retry")
+            if state.policy_digest != policy_digest(self.policy):
+                state = replace(state, policy_digest=policy_digest(self.policy))
+            archived = self.store.archive(self.key, state)
+            self.console.print(
+                f"the earlier attempt is archived to {escape(str(archived))}; "
+                "starting again from step 1",
+                highlight=False,
+            )
+            return self._schedule(Retry(reason), state, version)
+
+    def _load_same(self, verb: str) -> tuple[RolloutState, str]:
+        loaded = self.store.load(self.key)
+        if loaded is None:
+            raise StateError(
+                f"no saved rollout {self.name!r} ({self.state_file.path}): nothing to {verb}"
+            )
+        state, version = loaded
+        if state.target != self.target:
+            raise StateError(
+                f"the saved rollout {state.name!r} ({self.state_file.path}) is "
+                f"{state.target.baseline} -> {state.target.candidate}, not the spec's "
+                f"{self.target.baseline} -> {self.target.candidate}: {verb} it with the spec "
+                "it was started with"
+            )
+        return state, version
+
+    def _is_another_rollout(self, state: RolloutState) -> bool:
+        return state.target != self.target or state.policy_digest != policy_digest(self.policy)
 
     def abort(self, reason: str) -> ExitCode:
         """A person's abort of a saved rollout (paused, or stopped mid-step): all traffic
@@ -200,6 +310,9 @@ class Driver:
         outcome = self.reconciler.reconcile(key)
         for happening in outcome.happened:
             self._show(happening)
+        state = outcome.state
+        if self._stop_when_confirmed and state.phase is Phase.PROGRESSING and state.confirmed:
+            return None  # the promoted step is applied; `rollout run` goes on from here
         return outcome.wake_at
 
     def _preflight(self) -> bool:
@@ -223,21 +336,39 @@ class Driver:
         return True
 
     def _check_resumable(self, state: RolloutState) -> None:
-        if state.target != self.target or state.policy_digest != policy_digest(self.policy):
-            raise StateError(
-                f"the saved rollout {state.name!r} was started with another target or policy "
-                f"({state.target.baseline} -> {state.target.candidate}); restore that spec and "
-                "policy to resume it, or remove the state file to start over"
+        if not self._is_another_rollout(state):
+            return
+        path = self.state_file.path
+        if state.phase is Phase.PAUSED:
+            fix = (
+                "decide it first with the spec it was started with: `rollout abort SPEC` (then "
+                "this run starts the new one), `rollout promote SPEC` or `rollout retry SPEC`"
             )
+        else:
+            fix = (
+                "restore the spec and policy it was started with and `rollout run` it to its "
+                "decision, or `rollout abort` it with that spec; then run this one "
+                f"(or remove {path} to forget it)"
+            )
+        raise StateError(
+            f"the saved rollout {state.name!r} in {path} is {state.phase.value} with "
+            f"{state.target.baseline} -> {state.target.candidate} (another target or policy "
+            f"than this spec's {self.target.baseline} -> {self.target.candidate}); {fix}"
+        )
 
     def _finish(self, state: RolloutState) -> ExitCode:
-        if not self._summarised:  # decided by an earlier run: say what it decided
+        if (
+            not self._summarised and state.phase.decided
+        ):  # decided by an earlier run: say what it decided
             report = self.reconciler.report(self.key, state)
             self.console.print(render_text(report), markup=False, end="")
         code = self._exit_codes.get(state.phase, ExitCode.INFRASTRUCTURE)
+        then = ""
+        if state.phase is Phase.PROGRESSING:
+            then = f"; `rollout run SPEC` goes on with the analysis at step {state.step + 1}"
         self.console.print(
             f"rollout {escape(state.name)}: {state.phase.value}, weights {state.desired} "
-            f"(exit {int(code)})"
+            f"(exit {int(code)}){escape(then)}"
         )
         return code
 
@@ -432,6 +563,52 @@ def abort_from_spec(
         lambda driver: driver.abort(reason),
         console,
         "run the same command again to finish the abort",
+    )
+
+
+def promote_from_spec(
+    spec: RolloutSpec,
+    policy: Policy,
+    *,
+    full: bool,
+    reason: str,
+    state_dir: Path,
+    report_dir: Path | None,
+    console: Console,
+    clock: Clock | None = None,
+) -> ExitCode:
+    """`rollout promote`: 0 once the new weights are confirmed by read-back, 1 when the
+    router failed past the policy's limit and the rollout rolled back, 3 when there is nothing
+    to promote (no saved rollout; already decided; not started) or a live run holds it."""
+    return _drive(
+        lambda: build_driver(
+            spec, policy, state_dir=state_dir, report_dir=report_dir, console=console, clock=clock
+        ),
+        lambda driver: driver.promote(full, reason),
+        console,
+        "run the same command again to finish the promotion",
+    )
+
+
+def retry_from_spec(
+    spec: RolloutSpec,
+    policy: Policy,
+    *,
+    reason: str,
+    state_dir: Path,
+    report_dir: Path | None,
+    console: Console,
+    clock: Clock | None = None,
+) -> ExitCode:
+    """`rollout retry`: from step 1 to the decision, exit codes as `rollout run`'s; 3 when
+    there is nothing to retry (no saved rollout, promoted, or not decided) or a run holds it."""
+    return _drive(
+        lambda: build_driver(
+            spec, policy, state_dir=state_dir, report_dir=report_dir, console=console, clock=clock
+        ),
+        lambda driver: driver.retry(reason),
+        console,
+        INTERRUPTED_RESUMABLE,
     )
 
 

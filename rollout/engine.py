@@ -84,6 +84,22 @@ class Abort:
     reason: str
 
 
+@dataclass(frozen=True)
+class Promote:
+    """A person skips the rest of the analysis: `full`, all traffic to the candidate now;
+    else the next step now (the last step's next is the promotion)."""
+
+    full: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A person starts a rolled-back, paused or aborted rollout again from step 1."""
+
+    reason: str
+
+
 Event = (
     Started
     | Resumed
@@ -94,6 +110,8 @@ Event = (
     | RouterFailed
     | ReportWritten
     | Abort
+    | Promote
+    | Retry
 )
 
 # ---------------------------------------------------------------------------- actions
@@ -151,6 +169,10 @@ def advance(
     state = replace(state, updated_at=now)
     if isinstance(event, Abort):
         return _abort(state, event.reason, now)
+    if isinstance(event, Promote):
+        return _promote(state, event, policy, now)
+    if isinstance(event, Retry):
+        return _retry(state, event.reason, policy, now)
     if state.phase is Phase.PENDING:
         return _start(state, policy, now)
     if isinstance(event, Resumed):
@@ -449,6 +471,66 @@ def _abort(state: RolloutState, reason: str, now: float) -> tuple[RolloutState, 
     return _return_to_baseline(state, Phase.ABORTED, reason, now)
 
 
+def _promote(
+    state: RolloutState, event: Promote, policy: Policy, now: float
+) -> tuple[RolloutState, Actions]:
+    """Progressing or paused: the next step (or, `full`, the promotion) now, without the
+    analysis; anything else is not changed by it (the CLI refuses those first)."""
+    if state.phase not in (Phase.PROGRESSING, Phase.PAUSED):
+        return state, _settle(state, now) if state.phase.decided else ()
+    last = state.step + 1 >= len(policy.steps)
+    what = "promoted" if event.full or last else f"moved to step {state.step + 2}"
+    state = _note(state, now, f"{what} by hand at step {state.step + 1}: {event.reason}")
+    state = replace(
+        state,
+        phase=Phase.PROGRESSING,
+        decided_at=None,
+        reason="",
+        report_written=False,
+        source_outage=None,
+    )
+    if event.full or last:
+        state = replace(state, step=len(policy.steps) - 1)
+        state, actions = _pass_step(state, policy, now)
+        return replace(state, reason=f"promoted by hand: {event.reason}"), actions
+    state, actions = _pass_step(state, policy, now)
+    # The new step's analysis starts at its confirmation, as after a pass.
+    state = replace(
+        state,
+        last_look_end=None,
+        desired_reason=f"{state.desired_reason} (by hand: {event.reason})",
+    )
+    return state, _set(state)
+
+
+def _retry(
+    state: RolloutState, reason: str, policy: Policy, now: float
+) -> tuple[RolloutState, Actions]:
+    """Rolled back, paused or aborted: from step 1 again, with a fresh analysis. The looks
+    so far are dropped (the CLI archives the old state first); notes and weight changes stay."""
+    if state.phase not in (Phase.ROLLED_BACK, Phase.PAUSED, Phase.ABORTED):
+        return state, _settle(state, now) if state.phase.decided else ()
+    previous = DECISIONS[state.phase].replace("_", " ")
+    state = _note(state, now, f"retried from step 1 after it was {previous}: {reason}")
+    state = replace(
+        state,
+        phase=Phase.PENDING,
+        history=(),
+        analysis=None,
+        judgement=None,
+        source_outage=None,
+        router_outage=None,
+        decided_at=None,
+        reason="",
+        report_written=False,
+        report_paths=(),
+        step_started_at=None,
+        step_outage_seconds=0.0,
+        last_look_end=None,
+    )
+    return _start(state, policy, now)
+
+
 def _return_to_baseline(
     state: RolloutState, phase: Phase, reason: str, now: float
 ) -> tuple[RolloutState, Actions]:
@@ -486,7 +568,7 @@ def _decided(
 ) -> tuple[RolloutState, Actions]:
     if state.phase is Phase.PAUSED:  # traffic stays as it is: a person decides
         if isinstance(event, ReportWritten):
-            state = replace(state, report_written=True)
+            state = replace(state, report_written=True, report_paths=event.paths)
         return state, _settle(state, now)
     if isinstance(event, WeightsRead):
         state, actions = _weights_read(state, event, policy, now)
@@ -496,7 +578,12 @@ def _decided(
         state = _router_failed(state, event.reason, policy, now, event.since)
     elif isinstance(event, ReportWritten):
         decision = DECISIONS[state.phase].replace("_", " ")
-        state = replace(state, report_written=True, message=f"{decision}, report written")
+        state = replace(
+            state,
+            report_written=True,
+            report_paths=event.paths,
+            message=f"{decision}, report written",
+        )
     return state, _settle(state, now)
 
 

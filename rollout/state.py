@@ -27,8 +27,10 @@ import itertools
 import json
 import math
 import os
+import shutil
 import tempfile
 import threading
+import time
 import types
 import typing
 import zlib
@@ -106,6 +108,7 @@ class RolloutState:
     decided_at: float | None = None
     reason: str = ""  # why the rollout was decided (promoted, rolled back, paused, aborted)
     report_written: bool = False
+    report_paths: tuple[str, ...] = ()  # where the report went (none without --report-dir)
     notes: tuple[str, ...] = ()  # outages, drift repaired, resumes: they go in the report
     message: str = ""  # what the rollout is doing now, for people watching
 
@@ -488,6 +491,37 @@ class LocalStateStore:
 
     def lock(self, key: str) -> contextlib.AbstractContextManager[None]:
         return self.file(key).lock()
+
+    def archive(self, key: str, state: RolloutState) -> Path:
+        """Copy the rollout's state (and move its query log) to `<key>.<stamp>.json` beside
+        it, the stamp from when it was decided (or last updated); call under its lock."""
+        at = state.decided_at if state.decided_at is not None else state.updated_at
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(at))
+        target = self.directory / f"{key}.{stamp}.json"
+        serial = 1
+        while target.exists():
+            serial += 1
+            target = self.directory / f"{key}.{stamp}-{serial}.json"
+        source = self.file(key).path
+        shutil.copyfile(source, target)
+        queries = self.directory / f"{key}.queries.jsonl"
+        if queries.exists():
+            os.replace(queries, target.with_name(target.name[: -len(".json")] + ".queries.jsonl"))
+        return target
+
+    def entries(self) -> list[tuple[Path, RolloutState | None, str]]:
+        """Every state file here, current and archived: (path, state or None, error)."""
+        found: list[tuple[Path, RolloutState | None, str]] = []
+        for path in sorted(self.directory.glob("*.json")):
+            if path.name.startswith("."):
+                continue
+            try:
+                found.append(
+                    (path, state_from_json(path.read_text(encoding="utf-8"), str(path)), "")
+                )
+            except (OSError, StateError) as exc:
+                found.append((path, None, str(exc)))
+        return found
 
 
 # ---------------------------------------------------------------------------- query log

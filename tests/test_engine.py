@@ -17,9 +17,11 @@ from rollout.engine import (
     Event,
     Looked,
     Observe,
+    Promote,
     ReadWeights,
     ReportWritten,
     Resumed,
+    Retry,
     RouterFailed,
     SetWeights,
     SourceFailed,
@@ -430,3 +432,76 @@ def test_a_decision_is_final() -> None:
     later, actions = step(decided, Looked(healthy(T0 + 10, T0 + 20)), T0 + 20)
     assert later.phase is Phase.ROLLED_BACK and later.history == decided.history
     assert actions == (CollectEvidence(), WriteReport("rolled_back"))
+
+
+# ---------------------------------------------------------------------------- by hand
+
+
+def test_promote_full_skips_the_analysis_to_all_candidate_then_the_report() -> None:
+    state, _ = look(started(), healthy, T0 + 10)  # step 1, mid-hold
+    state, actions = step(state, Promote(full=True, reason="hotfix"), T0 + 15)
+    assert state.phase is Phase.PROMOTED and state.desired == ALL_CANDIDATE
+    assert state.reason == "promoted by hand: hotfix" and state.decided_at == T0 + 15
+    assert actions == (SetWeights(ALL_CANDIDATE, "promoted"), ReadWeights(ALL_CANDIDATE))
+    assert "promoted by hand at step 1: hotfix" in state.notes[-1]
+    state, actions = step(state, WeightsRead(ALL_CANDIDATE), T0 + 16)
+    assert actions == (CollectEvidence(), WriteReport("promoted"))
+    state, actions = step(state, ReportWritten(("r.json",)), T0 + 17)
+    assert state.report_written and state.report_paths == ("r.json",) and actions == ()
+
+
+def test_promote_moves_to_the_next_step_whose_analysis_starts_at_its_confirmation() -> None:
+    state, _ = look(started(), healthy, T0 + 10)
+    state, actions = step(state, Promote(full=False, reason="looks fine"), T0 + 15)
+    assert state.phase is Phase.PROGRESSING and state.step == 1 and state.desired == W50
+    assert actions == (SetWeights(W50, state.desired_reason), ReadWeights(W50))
+    assert "by hand: looks fine" in state.desired_reason
+    state, actions = step(state, WeightsRead(W50), T0 + 16)
+    assert state.confirmed and state.step_started_at == T0 + 16 and state.last_look_end == T0 + 16
+    assert isinstance(actions[0], Wait) and actions[0].until == T0 + 26
+    # Promoting at the last step is the promotion.
+    state, actions = step(state, Promote(full=False, reason="done"), T0 + 20)
+    assert state.phase is Phase.PROMOTED and state.desired == ALL_CANDIDATE
+
+
+def test_promote_of_a_paused_rollout_resumes_at_the_next_step() -> None:
+    state = replace(started(), phase=Phase.PAUSED, decided_at=T0 + 5, reason="inconclusive")
+    state, actions = step(state, Promote(full=False, reason="ok"), T0 + 10)
+    assert state.phase is Phase.PROGRESSING and state.step == 1 and state.decided_at is None
+    assert actions == (SetWeights(W50, state.desired_reason), ReadWeights(W50))
+
+
+def test_promote_and_retry_change_nothing_where_they_do_not_apply() -> None:
+    state, _ = look(started(), failing, T0 + 10)
+    decided = replace(state, confirmed=True, report_written=True)
+    later, actions = step(decided, Promote(full=True, reason="x"), T0 + 20)
+    assert later.phase is Phase.ROLLED_BACK and actions == ()
+    progressing = started()
+    later, actions = step(progressing, Retry("x"), T0 + 5)
+    assert later.phase is Phase.PROGRESSING and later.step == 0 and actions == ()
+    promoted = replace(progressing, phase=Phase.PROMOTED, confirmed=True, report_written=True)
+    later, actions = step(promoted, Retry("x"), T0 + 5)
+    assert later.phase is Phase.PROMOTED and actions == ()
+
+
+def test_retry_starts_a_rolled_back_rollout_again_from_step_1_with_a_fresh_analysis() -> None:
+    state, _ = look(started(), failing, T0 + 10)
+    state, _ = step(state, WeightsRead(ALL_BASELINE), T0 + 11)
+    state, _ = step(state, ReportWritten(("r.json",)), T0 + 12)
+    assert state.phase is Phase.ROLLED_BACK
+    state, actions = step(state, Retry("fixed the config"), T0 + 100)
+    assert state.phase is Phase.PROGRESSING and state.step == 0 and state.desired == W20
+    assert actions == (SetWeights(W20, state.desired_reason), ReadWeights(W20))
+    assert state.history == () and state.analysis is None and state.judgement is None
+    assert not state.report_written and state.report_paths == () and state.decided_at is None
+    assert state.started_at == T0 + 100
+    assert "retried from step 1 after it was rolled back: fixed the config" in state.notes[-1]
+    state, actions = step(state, WeightsRead(W20), T0 + 101)
+    assert state.confirmed and state.last_look_end == T0 + 101
+    assert isinstance(actions[0], Wait)
+
+
+def test_promote_and_retry_survive_the_state_file() -> None:
+    state, _ = step(started(), Promote(full=True, reason="x"), T0 + 5)
+    state, _ = step(state, ReportWritten(("a.json", "a.md")), T0 + 6)
+    assert state_from_json(state_to_json(state)) == state
