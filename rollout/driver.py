@@ -28,9 +28,8 @@ from rollout.analysis.observation import (
     MetricsSource,
     MetricsSourceError,
     Target,
-    VersionCounts,
 )
-from rollout.analysis.stats import bucket_arrays, histogram_quantile
+from rollout.analysis.stats import version_error_rate, version_p95
 from rollout.engine import (
     DECISIONS,
     Abort,
@@ -269,18 +268,7 @@ class Driver:
         back to the baseline, confirmed by read-back, then the report. StateError when there
         is nothing to abort; StateLockedError while a `rollout run` of it lives."""
         with self.store.lock(self.key):
-            loaded = self.store.load(self.key)
-            if loaded is None:
-                raise StateError(
-                    f"no saved rollout {self.name!r} ({self.state_file!r}): nothing to abort"
-                )
-            state, version = loaded
-            if state.target != self.target:
-                raise StateError(
-                    f"the saved rollout {state.name!r} is {state.target.baseline} -> "
-                    f"{state.target.candidate}, not the spec's {self.target.baseline} -> "
-                    f"{self.target.candidate}: abort it with the spec it was started with"
-                )
+            state, version = self._load_same("abort")
             if state.phase is Phase.PROMOTED:
                 raise StateError(
                     f"rollout {state.name!r} was already promoted: all traffic is on "
@@ -433,8 +421,8 @@ def _look_line(state: RolloutState, weights: Weights, looked: Looked) -> str:
         c = comparisons.get(metric)
         return (None, None) if c is None else (c.baseline, c.candidate)
 
-    p95 = (_look_p95(look.baseline), _look_p95(look.candidate))
-    errors = (_look_error_rate(look.baseline), _look_error_rate(look.candidate))
+    p95 = (version_p95(look.baseline), version_p95(look.candidate))
+    errors = (version_error_rate(look.baseline), version_error_rate(look.candidate))
     colour = {"FAIL": "red"}.get(judgement.verdict.value, "yellow")
     return (
         f"look {len(state.history)} at weights {weights}: "
@@ -444,22 +432,6 @@ def _look_line(state: RolloutState, weights: Weights, looked: Looked) -> str:
         f"(all looks {pair(so_far('error_rate'), 100.0, '%')}) "
         f"[{colour}]{escape(judgement.verdict.value)}[/]"
     )
-
-
-def _look_p95(counts: VersionCounts) -> float | None:
-    if not counts.buckets:
-        return None
-    les, cumulative = bucket_arrays(counts.buckets)
-    if not cumulative.size or cumulative[-1] <= 0:
-        return None
-    value = histogram_quantile(0.95, les, cumulative)
-    return value if math.isfinite(value) else None
-
-
-def _look_error_rate(counts: VersionCounts) -> float | None:
-    if not counts.requests or counts.errors is None:
-        return None
-    return counts.errors / counts.requests
 
 
 # ---------------------------------------------------------------------------- the CLI's entry

@@ -20,8 +20,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from rollout.analysis.observation import VersionCounts
-from rollout.analysis.stats import bucket_arrays, histogram_quantile
+from rollout.analysis.stats import version_error_rate, version_p95
 from rollout.exit_codes import ExitCode
 from rollout.state import LocalFileStore, LocalStateStore, Phase, RolloutState, StateError
 
@@ -89,22 +88,6 @@ def driven(path: Path) -> bool:
     return False
 
 
-def _p95(counts: VersionCounts) -> float | None:
-    if not counts.buckets:
-        return None
-    les, cumulative = bucket_arrays(counts.buckets)
-    if not cumulative.size or cumulative[-1] <= 0:
-        return None
-    value = histogram_quantile(0.95, les, cumulative)
-    return value if math.isfinite(value) else None
-
-
-def _error_rate(counts: VersionCounts) -> float | None:
-    if not counts.requests or counts.errors is None:
-        return None
-    return counts.errors / counts.requests
-
-
 def _fmt(value: float | None, scale: float, unit: str) -> str:
     return "n/a" if value is None else f"{value * scale:.1f}{unit}"
 
@@ -123,10 +106,10 @@ def describe(state: RolloutState, path: Path, live: bool, now: float) -> list[st
         b, c = last.baseline, last.candidate
         lines.append(
             f"  latest look ({stamp(last.start)} .. {stamp(last.end)}): "
-            f"P95 {t.baseline} {_fmt(_p95(b), 1000.0, ' ms')}, "
-            f"{t.candidate} {_fmt(_p95(c), 1000.0, ' ms')}; "
-            f"errors {t.baseline} {_fmt(_error_rate(b), 100.0, '%')}, "
-            f"{t.candidate} {_fmt(_error_rate(c), 100.0, '%')}"
+            f"P95 {t.baseline} {_fmt(version_p95(b), 1000.0, ' ms')}, "
+            f"{t.candidate} {_fmt(version_p95(c), 1000.0, ' ms')}; "
+            f"errors {t.baseline} {_fmt(version_error_rate(b), 100.0, '%')}, "
+            f"{t.candidate} {_fmt(version_error_rate(c), 100.0, '%')}"
         )
     if state.judgement is not None:
         j = state.judgement

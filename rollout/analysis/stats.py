@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from rollout.analysis.observation import Bucket
+from rollout.analysis.observation import Bucket, VersionCounts
 
 FloatArray = NDArray[np.float64]
 
@@ -77,3 +77,21 @@ def histogram_quantile(q: float, les: FloatArray, counts: FloatArray) -> float:
     if in_bucket == 0:
         return math.nan if rank == 0 else end
     return float(start + (end - start) * (rank / in_bucket))
+
+
+def version_p95(counts: VersionCounts) -> float | None:
+    """One version's P95 over one look, for people to read (None without observations)."""
+    if not counts.buckets:
+        return None
+    les, cumulative = bucket_arrays(counts.buckets)
+    if not cumulative.size or cumulative[-1] <= 0:
+        return None
+    value = histogram_quantile(0.95, les, cumulative)
+    return value if math.isfinite(value) else None
+
+
+def version_error_rate(counts: VersionCounts) -> float | None:
+    """One version's error rate over one look (None without requests or error counts)."""
+    if not counts.requests or counts.errors is None:
+        return None
+    return counts.errors / counts.requests
