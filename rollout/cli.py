@@ -25,7 +25,7 @@ try:  # typer 0.2x carries its own copy of click; older typer uses click itself
     from typer._click import exceptions as click_errors
 except ImportError:  # pragma: no cover
     from click import exceptions as click_errors  # type: ignore[no-redef]
-from rollout.spec import SpecError, load_policy, load_spec, read_yaml
+from rollout.spec import Policy, RolloutSpec, SpecError, load_policy, load_spec, read_yaml
 
 INTERRUPTED_GATE = 130  # Ctrl-C during a gate: no answer (the shell's convention for SIGINT)
 
@@ -189,6 +189,14 @@ def main(
     """
 
 
+def _load_spec(spec: Path) -> tuple[RolloutSpec, Policy]:
+    """The ModelRollout file and its policy; bad input exits 3 before anything is touched."""
+    try:
+        return load_spec(spec)
+    except SpecError as exc:
+        raise _bad_input(exc) from None
+
+
 def _bad_input(exc: SpecError) -> typer.Exit:
     typer.echo(f"invalid input: {exc}", err=True)
     return typer.Exit(int(ExitCode.BAD_INPUT))
@@ -244,10 +252,7 @@ def run(
     """
     from rollout.driver import run_from_spec
 
-    try:
-        rollout_spec, policy = load_spec(spec)
-    except SpecError as exc:
-        raise _bad_input(exc) from None
+    rollout_spec, policy = _load_spec(spec)
     code = run_from_spec(
         rollout_spec, policy, state_dir=state_dir, report_dir=report_dir, console=console
     )
@@ -276,10 +281,7 @@ def abort(
     """
     from rollout.driver import abort_from_spec
 
-    try:
-        rollout_spec, policy = load_spec(spec)
-    except SpecError as exc:
-        raise _bad_input(exc) from None
+    rollout_spec, policy = _load_spec(spec)
     code = abort_from_spec(
         rollout_spec,
         policy,
@@ -321,10 +323,7 @@ def promote(
     """
     from rollout.driver import promote_from_spec
 
-    try:
-        rollout_spec, policy = load_spec(spec)
-    except SpecError as exc:
-        raise _bad_input(exc) from None
+    rollout_spec, policy = _load_spec(spec)
     code = promote_from_spec(
         rollout_spec,
         policy,
@@ -355,10 +354,7 @@ def retry(
     """
     from rollout.driver import retry_from_spec
 
-    try:
-        rollout_spec, policy = load_spec(spec)
-    except SpecError as exc:
-        raise _bad_input(exc) from None
+    rollout_spec, policy = _load_spec(spec)
     code = retry_from_spec(
         rollout_spec,
         policy,
