@@ -20,6 +20,7 @@ from rollout.analysis.prometheus import PrometheusSource
 from rollout.analysis.queries import string_literal, versions_matcher
 from rollout.demo.prom import start_prometheus
 from rollout.spec import CustomMetric, PrometheusConfig, SpecError
+from tests.support import scenarios
 from tests.support.backfill import BackfilledPrometheus, backfilled_prometheus, past_end
 from tests.support.httpserve import serve, serve_text
 from tests.support.scenarios import BASELINE, CANDIDATE, INJECTION
@@ -27,7 +28,6 @@ from tests.support.synthetic import (
     KIT_BUCKETS,
     Dataset,
     SyntheticModel,
-    VersionProfile,
     synthesize,
 )
 
@@ -434,18 +434,7 @@ SCRAPE_MINUTES = 30.0
 
 
 def scrape_model(step: float) -> SyntheticModel:
-    return SyntheticModel(
-        model=f"scrape-{step:.0f}",
-        baseline=VersionProfile(
-            BASELINE, rps=20.0, error_rate=0.02, reset_instance=1, vanishing_instance=2
-        ),
-        candidate=VersionProfile(
-            CANDIDATE, rps=10.0, error_rate=0.05, reset_instance=0, appearing_instance=2
-        ),
-        seed=int(step),
-        routes=("/predict", "/explain"),
-        step=step,
-    )
+    return scenarios.scrape_model("scrape", step)
 
 
 @pytest.fixture(scope="module")

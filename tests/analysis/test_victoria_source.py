@@ -22,10 +22,11 @@ from rollout.analysis.observation import MetricsSourceError, Target
 from rollout.analysis.prometheus import PrometheusSource, is_victoria_metrics
 from rollout.demo.procs import free_port
 from rollout.spec import PrometheusConfig
+from tests.support import scenarios
 from tests.support.backfill import past_end
 from tests.support.httpserve import serve_text
 from tests.support.scenarios import BASELINE, CANDIDATE, INJECTION, STANDARD_MODELS
-from tests.support.synthetic import Dataset, SyntheticModel, VersionProfile, synthesize
+from tests.support.synthetic import Dataset, SyntheticModel, synthesize
 from tests.support.victoria import (
     RunningVictoria,
     prometheus_text,
@@ -39,18 +40,7 @@ MINUTES = 30.0
 
 
 def scrape_model(step: float) -> SyntheticModel:
-    return SyntheticModel(
-        model=f"vm-scrape-{step:.0f}",
-        baseline=VersionProfile(
-            BASELINE, rps=20.0, error_rate=0.02, reset_instance=1, vanishing_instance=2
-        ),
-        candidate=VersionProfile(
-            CANDIDATE, rps=10.0, error_rate=0.05, reset_instance=0, appearing_instance=2
-        ),
-        seed=int(step),
-        routes=("/predict", "/explain"),
-        step=step,
-    )
+    return scenarios.scrape_model("vm-scrape", step)
 
 
 @pytest.fixture(scope="module")

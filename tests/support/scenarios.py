@@ -83,3 +83,20 @@ STANDARD_MODELS: tuple[SyntheticModel, ...] = (
         for seed in range(AA_RUNS)
     ),
 )
+
+
+def scrape_model(prefix: str, step: float) -> SyntheticModel:
+    """The messy pair at one scrape interval: a counter reset, a baseline pod that vanishes
+    and a candidate pod that appears (instance 2), two routes, pod and instance labels."""
+    return SyntheticModel(
+        model=f"{prefix}-{step:.0f}",
+        baseline=VersionProfile(
+            BASELINE, rps=20.0, error_rate=0.02, reset_instance=1, vanishing_instance=2
+        ),
+        candidate=VersionProfile(
+            CANDIDATE, rps=10.0, error_rate=0.05, reset_instance=0, appearing_instance=2
+        ),
+        seed=int(step),
+        routes=("/predict", "/explain"),
+        step=step,
+    )
