@@ -13,6 +13,8 @@ then collects evidence and writes its report: traffic first, evidence second.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Final
@@ -239,7 +241,16 @@ def _look_due(state: RolloutState, policy: Policy) -> float | None:
         return None  # analysis starts once the first weights are confirmed
     if state.source_outage is not None:
         return state.source_outage.retry_at
-    return state.last_look_end + policy.analysis.interval
+    return look_due_after(state.last_look_end, policy.analysis.interval)
+
+
+def look_due_after(last_look_end: float, interval: float) -> float:
+    """The next look ends on the interval's grid of the clock (multiples of `interval`):
+    rollouts with one interval look at the same moments, so one process reads them all
+    with one query per signal. A look lasts at least half an interval (the first one up
+    to one and a half), and one that ended a little after its grid point (the time to
+    read and judge it) keeps the next on the grid."""
+    return math.ceil((last_look_end + interval / 2) / interval) * interval
 
 
 def _weights_read(

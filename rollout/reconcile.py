@@ -7,6 +7,12 @@ anywhere resumes with the same desired weights), performs the actions in order u
 learns something, and repeats until the engine asks to wait. A `Wait` is never slept on:
 its time is returned to the scheduler. Nothing here prints, installs a signal handler or
 exits: what happened is returned (`Outcome`), and the CLI says it and picks the exit code.
+
+Batched looks (`batch_looks=True`, for a process driving many rollouts): a look is not
+read by the rollout's own reconcile. It asks (its `Outcome.wake_at` is +inf) and
+`read_looks()` later reads every asked look with one `observe_many` per metrics source,
+so N rollouts on one Prometheus cost two queries per tick, not 2N; the next reconcile of
+each key feeds the engine that look's answer.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Protocol
 
-from rollout.analysis.observation import MetricsSource, MetricsSourceError, Target
+from rollout.analysis.observation import MetricsSource, MetricsSourceError, Observation, Target
 from rollout.analysis.verdict import Comparison
 from rollout.engine import (
     DECISIONS,
@@ -123,8 +129,12 @@ Happening = Advanced | ReportDone
 class Outcome:
     key: str
     state: RolloutState
-    wake_at: float | None  # None: decided, settled, nothing left to do
+    # None: decided, settled, nothing left to do; +inf: waiting for `read_looks()`
+    wake_at: float | None
     happened: tuple[Happening, ...] = ()
+
+
+ASKED_FOR_LOOK = math.inf  # a batched look is asked for: no wake-up of its own
 
 
 @dataclass
@@ -136,16 +146,25 @@ class _Tracked:
     loaded: bool = False
     evidence: tuple[TraceEvidence, ...] = ()
     evidence_notes: tuple[str, ...] = ()
+    asked: Observe | None = None  # a batched look waiting for `read_looks()`
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class Reconciler:
     """Drives tracked rollouts one non-blocking step at a time; shared store and clock."""
 
-    def __init__(self, store: StateStore, clock: Clock, query_log: QueryLog | None = None) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        clock: Clock,
+        query_log: QueryLog | None = None,
+        *,
+        batch_looks: bool = False,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.query_log = query_log
+        self.batch_looks = batch_looks
         self._tracked: dict[str, _Tracked] = {}
         self._mutex = threading.Lock()
 
@@ -192,6 +211,8 @@ class Reconciler:
             tracked.loaded = True
         state = tracked.state
         assert state is not None
+        if tracked.asked is not None:  # its look is not read yet
+            return Outcome(rollout.key, state, ASKED_FOR_LOOK)
         event = tracked.pending
         happened: list[Happening] = []
         while True:
@@ -212,6 +233,9 @@ class Reconciler:
             if isinstance(performed, Wait):
                 tracked.pending = Tick()
                 return Outcome(rollout.key, state, performed.until, tuple(happened))
+            if isinstance(performed, Observe):
+                tracked.asked = performed
+                return Outcome(rollout.key, state, ASKED_FOR_LOOK, tuple(happened))
             event = performed
 
     def _save(self, tracked: _Tracked, old: RolloutState, new: RolloutState) -> RolloutState:
@@ -228,8 +252,9 @@ class Reconciler:
         state: RolloutState,
         actions: tuple[Action, ...],
         happened: list[Happening],
-    ) -> Event | Wait:
-        """Run the batch in order; the first action that learns something ends it."""
+    ) -> Event | Wait | Observe:
+        """Run the batch in order; the first action that learns something ends it (a
+        batched look ends it unread)."""
         for action in actions:
             if isinstance(action, Wait):
                 return action
@@ -240,7 +265,7 @@ class Reconciler:
 
     def _act(
         self, tracked: _Tracked, state: RolloutState, action: Action, happened: list[Happening]
-    ) -> Event | None:
+    ) -> Event | Observe | None:
         rollout = tracked.rollout
         if isinstance(action, SetWeights):
             began = self.clock.now()
@@ -256,6 +281,8 @@ class Reconciler:
             except RouterError as exc:
                 return RouterFailed(str(exc), since=began)
         if isinstance(action, Observe):
+            if self.batch_looks:
+                return action
             return self._observe(tracked, state, action)
         if isinstance(action, CollectEvidence):
             tracked.evidence, tracked.evidence_notes = _collect_evidence(rollout, state)
@@ -275,19 +302,74 @@ class Reconciler:
     def _observe(self, tracked: _Tracked, state: RolloutState, action: Observe) -> Event:
         rollout = tracked.rollout
         began = self.clock.now()  # an outage starts when its first failing attempt does
-        look = (action.start, action.end)
-        since = state.started_at if state.started_at is not None else action.start
-        window = custom_window(look, since, rollout.policy)  # custom queries: analysis.window
         try:
-            observation = rollout.source.observe(rollout.target, *look, custom_window=window)
+            observation = rollout.source.observe(
+                rollout.target,
+                action.start,
+                action.end,
+                custom_window=_custom_window(state, rollout.policy, action.start, action.end),
+            )
         except MetricsSourceError as exc:
             return SourceFailed(str(exc), since=began)
+        return self._looked(rollout.key, observation)
+
+    def _looked(self, key: str, observation: Observation) -> Looked:
         if self.query_log is not None and observation.queries:
             # Before the look is saved: a query that ran is never missing from the log. A log
             # that cannot be written costs the report that look's text, not the rollout.
             with contextlib.suppress(OSError):
-                self.query_log.append(rollout.key, observation)
+                self.query_log.append(key, observation)
         return Looked(observation)
+
+    # ------------------------------------------------------------------ batched looks
+
+    def read_looks(self) -> list[str]:
+        """Read every look asked for since the last call, one `observe_many` per metrics
+        source (every query evaluated at the latest end asked for: each rollout's look
+        runs from its own start to that end). Returns the keys whose answer (a look, or
+        the source's failure) is ready for their next reconcile."""
+        with self._mutex:
+            asking = [t for t in self._tracked.values() if t.asked is not None]
+        by_source: dict[int, list[_Tracked]] = {}
+        for tracked in asking:
+            by_source.setdefault(id(tracked.rollout.source), []).append(tracked)
+        ready: list[str] = []
+        for group in by_source.values():
+            for batch in _distinct_targets(group):
+                ready.extend(self._read_batch(batch))
+        return ready
+
+    def _read_batch(self, batch: list[_Tracked]) -> list[str]:
+        source = batch[0].rollout.source
+        end = max(t.asked.end for t in batch if t.asked is not None)
+        starts: dict[Target, float] = {}
+        windows: dict[Target, float] = {}
+        for tracked in batch:
+            assert tracked.asked is not None and tracked.state is not None
+            target, start = tracked.rollout.target, tracked.asked.start
+            starts[target] = start
+            windows[target] = _custom_window(tracked.state, tracked.rollout.policy, start, end)
+        began = self.clock.now()
+        answers: dict[Target, Event]
+        try:
+            looks = source.observe_many(list(starts), starts, end, custom_window=windows)
+        except MetricsSourceError as exc:
+            answers = dict.fromkeys(starts, SourceFailed(str(exc), since=began))
+        else:
+            answers = {
+                t.rollout.target: self._looked(t.rollout.key, looks[t.rollout.target])
+                for t in batch
+            }
+        ready: list[str] = []
+        with self._mutex:
+            for tracked in batch:
+                key = tracked.rollout.key
+                if self._tracked.get(key) is not tracked:
+                    continue  # tracked anew meanwhile (an abort, a new candidate): not its look
+                tracked.asked = None
+                tracked.pending = answers[tracked.rollout.target]
+                ready.append(key)
+        return ready
 
     # ------------------------------------------------------------------ the report
 
@@ -336,6 +418,28 @@ def _same_but_time(old: RolloutState, new: RolloutState) -> bool:
         if a is not b and a != b:
             return False
     return True
+
+
+def _custom_window(state: RolloutState, policy: Policy, start: float, end: float) -> float:
+    """The range custom-metric queries see (`analysis.window`, clipped to the rollout's start)."""
+    since = state.started_at if state.started_at is not None else start
+    return custom_window((start, end), since, policy)
+
+
+def _distinct_targets(group: list[_Tracked]) -> list[list[_Tracked]]:
+    """Batches in which no target appears twice (`observe_many` answers per target)."""
+    batches: list[list[_Tracked]] = []
+    seen: list[set[Target]] = []
+    for tracked in group:
+        target = tracked.rollout.target
+        index = next((i for i, targets in enumerate(seen) if target not in targets), None)
+        if index is None:
+            batches.append([])
+            seen.append(set())
+            index = len(batches) - 1
+        batches[index].append(tracked)
+        seen[index].add(target)
+    return batches
 
 
 def latency_comparison(state: RolloutState) -> Comparison | None:

@@ -9,6 +9,12 @@ and a crash in a step propagates as it is: `rollout run` is this scheduler with 
 With more, they run on threads (the work is I/O-bound); an exception in a step stops the
 run and is raised from `run()`, unless `on_error(key, exc)` returns when to retry.
 
+Batched work: a step may return +inf (the key waits for something shared, e.g. a batched
+metrics read); `on_idle()` is called in the scheduler's thread whenever no step is
+running and none is due, and returns the keys it made ready (run now). A reconciler with
+batched looks passes `read_looks` there: the rollouts due at one moment all ask first,
+then one read answers them all.
+
 Time: due times are the clock's (unix seconds). Between steps the scheduler waits for the
 earliest due time: on the system clock an interruptible wait (a new key or `stop()` wakes
 it), on any other clock `clock.sleep` (a simulated clock advances there), and only while
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +34,7 @@ from rollout.reconcile import Clock, SystemClock
 
 Step = Callable[[str], float | None]
 OnError = Callable[[str, Exception], float | None]
+OnIdle = Callable[[], list[str]]
 POLL_SECONDS = 0.5  # how often an outside `stop` event is looked at while waiting
 
 
@@ -38,6 +46,7 @@ class Scheduler:
         *,
         workers: int = 1,
         on_error: OnError | None = None,
+        on_idle: OnIdle | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
@@ -45,6 +54,7 @@ class Scheduler:
         self._clock = clock
         self._workers = workers
         self._on_error = on_error
+        self._on_idle = on_idle
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, str]] = []
         self._due: dict[str, tuple[float, int]] = {}  # the live entry of each queued key
@@ -139,7 +149,8 @@ class Scheduler:
                     return
                 key = self._pop_due(self._clock.now())
                 if key is None:
-                    self._wait(self._clock.now(), stop)
+                    if not self._idle():
+                        self._wait(self._clock.now(), stop)
                     continue
                 self._running.add(key)
             try:
@@ -168,12 +179,27 @@ class Scheduler:
                     self._running.add(key)
                     pool.submit(self._work, key)
                     started = True
-                if started:
+                if started or (not self._running and self._idle()):
                     continue
                 if self._running and not isinstance(self._clock, SystemClock):
                     self._cond.wait(POLL_SECONDS)  # a simulated clock moves only when idle
                 else:
                     self._wait(now, stop)
+
+    def _idle(self) -> bool:
+        """Call `on_idle` (holding no lock) and queue the keys it made ready; True if any."""
+        if self._on_idle is None:
+            return False
+        self._cond.release()
+        try:
+            ready = self._on_idle()
+        finally:
+            self._cond.acquire()
+        now = self._clock.now()
+        for key in ready:
+            if key in self._due:  # still waiting (not removed meanwhile)
+                self._queue(key, now)
+        return bool(ready)
 
     def _work(self, key: str) -> None:
         try:
@@ -216,6 +242,8 @@ class Scheduler:
     def _wait(self, now: float, stop: threading.Event | None) -> None:
         """Until the earliest due time; called holding the condition."""
         upcoming = min((due for due, _ in self._due.values()), default=None)
+        if upcoming == math.inf:
+            upcoming = None  # only keys waiting for `on_idle`'s work
         if isinstance(self._clock, SystemClock):
             timeout = POLL_SECONDS if upcoming is None else max(0.0, upcoming - now)
             if stop is not None:

@@ -31,6 +31,7 @@ from rollout.engine import (
     WeightsRead,
     WriteReport,
     advance,
+    look_due_after,
 )
 from rollout.routers.base import ALL_BASELINE, ALL_CANDIDATE, Weights
 from rollout.spec import Policy
@@ -131,7 +132,33 @@ def test_confirmed_weights_start_the_hold_and_the_analysis_then_wait_for_the_fir
     assert state.confirmed and state.step_started_at == T0 + 1
     assert state.last_look_end == T0 + 1
     assert [c.weights for c in state.weight_changes] == [W20]
-    assert actions == (Wait(until=T0 + 11, reason=state.message),)
+    # The first look ends on the interval's grid (T0 is a multiple of the 10 s interval).
+    assert actions == (Wait(until=T0 + 10, reason=state.message),)
+
+
+@given(
+    st.floats(min_value=0, max_value=1e6, allow_nan=False),
+    st.sampled_from([1.0, 10.0, 15.0, 30.0, 60.0]),
+)
+def test_looks_end_on_the_interval_grid_and_last_at_least_half_an_interval(
+    last_end: float, interval: float
+) -> None:
+    due = look_due_after(last_end, interval)
+    assert due % interval == 0
+    assert interval / 2 <= due - last_end <= 1.5 * interval
+
+
+def test_rollouts_started_apart_look_together_after_their_first_look() -> None:
+    """Two rollouts confirmed 3 s apart; each look ends a little late (the time to read it)."""
+    ends = []
+    for confirmed_at in (T0 + 1, T0 + 4):
+        due = look_due_after(confirmed_at, 10)
+        looks = []
+        for _ in range(4):
+            looks.append(due)
+            due = look_due_after(due + 0.8, 10)
+        ends.append(looks)
+    assert ends[0] == ends[1] == [T0 + 10, T0 + 20, T0 + 30, T0 + 40]
 
 
 def test_a_pass_before_the_hold_ends_keeps_the_step() -> None:
@@ -458,7 +485,7 @@ def test_promote_moves_to_the_next_step_whose_analysis_starts_at_its_confirmatio
     assert "by hand: looks fine" in state.desired_reason
     state, actions = step(state, WeightsRead(W50), T0 + 16)
     assert state.confirmed and state.step_started_at == T0 + 16 and state.last_look_end == T0 + 16
-    assert isinstance(actions[0], Wait) and actions[0].until == T0 + 26
+    assert isinstance(actions[0], Wait) and actions[0].until == T0 + 30  # the grid after 16 + 5
     # Promoting at the last step is the promotion.
     state, actions = step(state, Promote(full=False, reason="done"), T0 + 20)
     assert state.phase is Phase.PROMOTED and state.desired == ALL_CANDIDATE

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -102,6 +103,7 @@ class FakeSource:
     candidate_errors: int = 1
     down: bool = False
     looks: int = 0
+    batches: list[tuple[float, int]] = field(default_factory=list)  # (end, targets) per batch
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def observe(
@@ -121,6 +123,23 @@ class FakeSource:
             candidate=counts(200, self.candidate_errors),
             queries=(query,),
         )
+
+    def observe_many(
+        self,
+        targets: Iterable[Target],
+        start: float | Mapping[Target, float],
+        end: float,
+        *,
+        custom_window: float | Mapping[Target, float] | None = None,
+    ) -> dict[Target, Observation]:
+        batch = list(targets)
+        if self.down:
+            raise MetricsSourceError("connection refused")
+        with self.lock:
+            self.batches.append((end, len(batch)))
+        return {
+            t: self.observe(t, start if isinstance(start, float) else start[t], end) for t in batch
+        }
 
     def exemplars(
         self,

@@ -3,6 +3,7 @@ clock, with fakes for the router and the source (tests/test_reconcile.py has the
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -105,6 +106,68 @@ def test_many_rollouts_driven_concurrently_by_one_scheduler_reach_their_decision
             assert state.phase is Phase.PROMOTED and router.weights == ALL_CANDIDATE
         assert state.report_written
     assert clock.now() < T0 + 200  # simulated: 2 x 60 s holds, starts staggered by < 7 s
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_batched_looks_read_every_due_rollout_of_a_source_at_once(
+    tmp_path: Path, workers: int
+) -> None:
+    """Rollouts started apart look on the interval's grid; each tick's looks of one source are
+    one `observe_many`, and the decisions are those of unbatched looks."""
+    clock = SimulatedClock()
+    reconciler = Reconciler(LocalStateStore(tmp_path), clock, batch_looks=True)
+    healthy, failing = FakeSource(), FakeSource(candidate_errors=60)
+    routers: dict[str, FakeRouter] = {}
+    scheduler = Scheduler(
+        lambda key: reconciler.reconcile(key).wake_at,
+        clock,
+        workers=workers,
+        on_idle=reconciler.read_looks,
+    )
+    for i in range(24):
+        key = f"default-model-{i}"
+        routers[key] = FakeRouter()
+        r = rollout(key, routers[key], failing if i % 4 == 0 else healthy)
+        reconciler.track(r, Started(), RolloutState.new(key, r.target, "d", clock.now()))
+        scheduler.add(key, at=T0 + i % 7)  # staggered starts
+    scheduler.run()
+
+    assert sorted(scheduler.decided) == sorted(routers)
+    for i, (key, router) in enumerate(routers.items()):
+        state = reconciler.state(key)
+        assert state is not None
+        expected = Phase.ROLLED_BACK if i % 4 == 0 else Phase.PROMOTED
+        assert state.phase is expected and state.history
+        assert router.weights == (ALL_BASELINE if i % 4 == 0 else ALL_CANDIDATE)
+    # Every look was read in a batch, one per source and tick, all ending at one moment.
+    assert healthy.looks == sum(n for _, n in healthy.batches)
+    assert len({end for end, _ in healthy.batches}) == len(healthy.batches)
+    assert max(n for _, n in healthy.batches) == 18  # every healthy rollout in one read
+    ticks = {end for source in (healthy, failing) for end, _ in source.batches}
+    assert len(ticks) < healthy.looks / 10
+
+
+def test_a_failed_batched_read_is_each_rollouts_source_outage(tmp_path: Path) -> None:
+    clock = SimulatedClock()
+    reconciler = Reconciler(LocalStateStore(tmp_path), clock, batch_looks=True)
+    source = FakeSource(down=True)
+    keys = []
+    for i in range(3):
+        r = rollout(f"default-model-{i}", FakeRouter(), source)
+        reconciler.track(r, Started(), RolloutState.new(r.name, r.target, "d", clock.now()))
+        keys.append(r.key)
+    for key in keys:
+        while (wake := reconciler.reconcile(key).wake_at) != math.inf:
+            assert wake is not None
+            clock.sleep(max(0.0, wake - clock.now()))
+        assert reconciler.reconcile(key).wake_at == math.inf  # still waiting for the read
+    assert sorted(reconciler.read_looks()) == sorted(keys)
+    for key in keys:
+        outcome = reconciler.reconcile(key)
+        assert outcome.state.source_outage is not None
+        assert outcome.state.phase is Phase.PROGRESSING and not outcome.state.history
+        assert outcome.wake_at is not None and clock.now() < outcome.wake_at < math.inf
+    assert reconciler.read_looks() == []  # nothing asked until their retry is due
 
 
 def test_one_worker_runs_in_the_calling_thread_and_a_crash_propagates(tmp_path: Path) -> None:
