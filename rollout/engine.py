@@ -14,7 +14,6 @@ then collects evidence and writes its report: traffic first, evidence second.
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Final

@@ -45,6 +45,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import httpx
 
 from rollout.analysis.counters import exact_increase
+from rollout.analysis.last_samples import WARM_MARGIN_SECONDS, LastSamples
 from rollout.analysis.observation import (
     Bucket,
     CustomValue,
@@ -62,6 +63,7 @@ from rollout.analysis.prom_http import (
     is_victoria_metrics,
 )
 from rollout.analysis.queries import (
+    LOOKBACK_SECONDS,
     batch_queries,
     custom_query,
     exemplar_selector,
@@ -100,6 +102,7 @@ class PrometheusSource:
             config, attempts=attempts, backoff=backoff, transport=transport
         )
         self.url = self._client.url
+        self._last = LastSamples(staleness=LOOKBACK_SECONDS)
 
     def __repr__(self) -> str:
         return f"PrometheusSource(url={self.url!r})"
@@ -142,22 +145,66 @@ class PrometheusSource:
         for first in starts.values():
             if not end > first:
                 raise ValueError(f"the window must end after it starts (start={first}, end={end})")
-        queries = batch_queries(self._metrics, batch, end - min(starts.values()))
-        by_model = len({t.model for t in batch}) > 1
-        request_series = self._group(
-            self._client.matrix("requests", queries.requests, end), by_model
-        )
-        bucket_series = self._group(self._client.matrix("latency", queries.latency, end), by_model)
+        warm = tuple(t for t in batch if self._last.warm(t, starts[t]))
+        cold = tuple(t for t in batch if t not in warm)
         observed: dict[Target, Observation] = {}
-        for target in batch:
+        for group in (cold, warm):
+            if group:
+                observed.update(self._observe_group(group, starts, end, custom_window, len(batch)))
+        return observed
+
+    def _observe_group(
+        self,
+        group: tuple[Target, ...],
+        starts: Mapping[Target, float],
+        end: float,
+        custom_window: PerTarget | None,
+        batched: int,
+    ) -> dict[Target, Observation]:
+        """Two queries for targets that are all warm (their earlier samples kept) or all
+        cold (read the staleness period back)."""
+        warm = self._last.warm(group[0], starts[group[0]])
+        lookback = WARM_MARGIN_SECONDS if warm else LOOKBACK_SECONDS
+        queries = batch_queries(self._metrics, group, end - min(starts.values()), lookback)
+        by_model = len({t.model for t in group}) > 1
+        fetched = {
+            "requests": self._client.matrix("requests", queries.requests, end),
+            "latency": self._client.matrix("latency", queries.latency, end),
+        }
+        grouped = {signal: self._group(series, by_model) for signal, series in fetched.items()}
+        observed: dict[Target, Observation] = {}
+        for target in group:
             first = starts[target]
             window = end - first
             if custom_window is not None:
                 window = _for(custom_window, target)
+            mine = {
+                signal: self._mine(target, signal, series_by_version, by_model, warm)
+                for signal, series_by_version in grouped.items()
+            }
             observed[target] = self._observation(
-                target, first, end, window, request_series, bucket_series, by_model, len(batch)
+                target, first, end, window, mine["requests"], mine["latency"], by_model, batched
+            )
+            self._last.keep(
+                target, end, {signal: _flat(by_version) for signal, by_version in mine.items()}
             )
         return observed
+
+    def _mine(
+        self,
+        target: Target,
+        signal: str,
+        grouped: Mapping[tuple[str | None, str | None], list[_Series]],
+        by_model: bool,
+        warm: bool,
+    ) -> dict[tuple[str | None, str | None], list[_Series]]:
+        """The target's own series per (model, version), behind their kept samples if warm."""
+        model = target.model if by_model else None
+        versions = dict.fromkeys((target.baseline, target.candidate))
+        if not warm:
+            return {(model, v): grouped.get((model, v), []) for v in versions}
+        fetched = [series for v in versions for series in grouped.get((model, v), [])]
+        return self._group(self._last.with_kept(target, signal, fetched), by_model)
 
     def _group(
         self, series: list[_Series], by_model: bool
@@ -435,6 +482,10 @@ def _note(signal: str, problems: Iterable[str]) -> str:
 
 def _join(*notes: str) -> str:
     return "; ".join(n for n in notes if n)
+
+
+def _flat(grouped: Mapping[tuple[str | None, str | None], list[_Series]]) -> list[_Series]:
+    return [series for group in grouped.values() for series in group]
 
 
 def _for(value: PerTarget, target: Target) -> float:

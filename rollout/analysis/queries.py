@@ -142,14 +142,18 @@ def signal_queries(metrics: MetricNames, target: Target, window_seconds: float) 
 
 
 def batch_queries(
-    metrics: MetricNames, targets: Sequence[Target], window_seconds: float
+    metrics: MetricNames,
+    targets: Sequence[Target],
+    window_seconds: float,
+    lookback: float = LOOKBACK_SECONDS,
 ) -> SignalQueries:
     """`signal_queries` for many targets at once: the same two queries whatever their
     number, `window_seconds` being the longest look among them. One target: the same
-    strings as `signal_queries`."""
+    strings as `signal_queries`. `lookback`: how far before the looks' start the range
+    reaches (less when the source kept the earlier samples, `last_samples.py`)."""
     if window_seconds <= 0:
         raise ValueError(f"a window must be positive, got {window_seconds}")
-    reach = range_literal(window_seconds + LOOKBACK_SECONDS)
+    reach = range_literal(window_seconds + lookback)
     selector = batch_selector(metrics, targets)
     return SignalQueries(
         requests=f"{metrics.requests}{selector}[{reach}]",

@@ -498,6 +498,51 @@ def test_minute_looks_count_exactly_at_every_scrape_interval(
         src.close()
 
 
+class RecordingTransport(httpx.HTTPTransport):
+    """The network, noting each query's PromQL."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queries: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        params = dict(request.url.params)
+        if request.method == "POST":
+            params.update(httpx.QueryParams(request.read().decode()))
+        if "query" in params:
+            self.queries.append(params["query"])
+        return super().handle_request(request)
+
+
+@pytest.mark.parametrize("step", SCRAPES)
+def test_chained_looks_read_only_their_own_window_and_count_what_the_full_range_does(
+    scrape_prometheus: BackfilledPrometheus, step: float
+) -> None:
+    """A look that starts where the target's last one ended reads its own minute (the samples
+    before it were kept from the last answer), not the 5-minute staleness period; its counts
+    are the truth, through the reset and the pods that vanish and appear. A look that does
+    not chain reads the full range again."""
+    dataset, model = scrape_prometheus.dataset, scrape_model(step)
+    target = Target(model.model, BASELINE, CANDIDATE)
+    transport = RecordingTransport()
+    src = PrometheusSource(PrometheusConfig(url=scrape_prometheus.url), transport=transport)
+    try:
+        looks = minute_looks(dataset, 7.0)
+        for start, end in looks:
+            observation = src.observe(target, start, end)
+            for role, version in (("baseline", BASELINE), ("candidate", CANDIDATE)):
+                exact = dataset.truth.counts(model.model, version, start, end)
+                assert getattr(observation, role) == exact, (role, start)
+        ranges = [q.rsplit("[", 1)[1].rstrip("]") for q in transport.queries]
+        assert ranges == ["360s", "360s"] + ["61s", "61s"] * (len(looks) - 1)
+        elsewhere = looks[3]
+        again = src.observe(target, *elsewhere)
+        assert transport.queries[-1].endswith("[360s]")
+        assert again.candidate == dataset.truth.counts(model.model, CANDIDATE, *elsewhere)
+    finally:
+        src.close()
+
+
 def test_a_look_holding_one_scrape_or_none(scrape_prometheus: BackfilledPrometheus) -> None:
     """Scraped every 60 s: increase() has no answer for a 60 s look off the minute (one
     sample in it), and a look between two scrapes saw nothing. Exact counts: the
