@@ -241,7 +241,7 @@ class Reconciler:
     def _save(self, tracked: _Tracked, old: RolloutState, new: RolloutState) -> RolloutState:
         """Save once per batch, only when something besides the clock changed."""
         if tracked.version is not None and _same_but_time(old, new):
-            new = replace(new, updated_at=old.updated_at)
+            return old  # what the store holds: nothing to write
         tracked.version = self.store.save(tracked.rollout.key, new, tracked.version)
         tracked.state = new
         return new

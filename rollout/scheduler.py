@@ -99,7 +99,7 @@ class Scheduler:
 
     def next_due(self) -> float | None:
         with self._cond:
-            return min((due for due, _ in self._due.values()), default=None)
+            return self._earliest()
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Run due steps until no key is left or a stop is asked for."""
@@ -125,6 +125,15 @@ class Scheduler:
         entry = (when, next(self._seq))
         self._due[key] = entry
         heapq.heappush(self._heap, (*entry, key))
+
+    def _earliest(self) -> float | None:
+        """The earliest due time (superseded heap entries dropped on the way)."""
+        while self._heap:
+            when, seq, key = self._heap[0]
+            if self._due.get(key) == (when, seq):
+                return when
+            heapq.heappop(self._heap)
+        return None
 
     def _pop_due(self, now: float) -> str | None:
         while self._heap:
@@ -241,7 +250,7 @@ class Scheduler:
 
     def _wait(self, now: float, stop: threading.Event | None) -> None:
         """Until the earliest due time; called holding the condition."""
-        upcoming = min((due for due, _ in self._due.values()), default=None)
+        upcoming = self._earliest()
         if upcoming == math.inf:
             upcoming = None  # only keys waiting for `on_idle`'s work
         if isinstance(self._clock, SystemClock):

@@ -172,9 +172,9 @@ def versioned_from_json(text: str, source: str = "state") -> tuple[RolloutState,
     return dataclasses.replace(state, history=history), version
 
 
-def _state_body(state: RolloutState) -> str:
+def _state_body(state: RolloutState, packer: LookPacker | None = None) -> str:
     encoded = _encode(dataclasses.replace(state, history=()))
-    encoded["history"] = _pack_looks(state.history)
+    encoded["history"] = (packer or LookPacker()).pack(state.history)
     return json.dumps(encoded, allow_nan=False)
 
 
@@ -242,25 +242,43 @@ def _decode(kind: Any, value: Any) -> Any:
 # kept as it is ([requests, errors, layout, -1, counts]).
 
 
-def _pack_looks(history: Sequence[Observation]) -> dict[str, Any]:
-    layouts: dict[tuple[float, ...], int] = {}
-    rows = [
-        [
-            look.start,
-            look.end,
-            _pack_counts(look.baseline, layouts),
-            _pack_counts(look.candidate, layouts),
-            _encode(look.custom),
-            list(look.problems),
-            _encode(look.queries),
-        ]
-        for look in history
+class LookPacker:
+    """Packs a history, keeping the rows: when the next history only adds looks (the engine
+    appends; the earlier Observation objects stay the same), only the new ones are packed,
+    so a save costs its new look, not the whole rollout."""
+
+    def __init__(self) -> None:
+        self._history: tuple[Observation, ...] = ()
+        self._rows: list[list[Any]] = []
+        self._layouts: dict[tuple[float, ...], int] = {}
+        self._lock = threading.Lock()
+
+    def pack(self, history: Sequence[Observation]) -> dict[str, Any]:
+        with self._lock:
+            kept = len(self._history)
+            if len(history) < kept or any(
+                a is not b for a, b in zip(history, self._history, strict=False)
+            ):
+                self._history, self._rows, self._layouts, kept = (), [], {}, 0
+            self._rows.extend(_pack_look(look, self._layouts) for look in history[kept:])
+            self._history = tuple(history)
+            text = json.dumps(self._rows, separators=(",", ":"), allow_nan=False)
+            return {
+                "layouts": [_encode(layout) for layout in self._layouts],
+                "looks": b64encode(zlib.compress(text.encode(), 6)).decode("ascii"),
+            }
+
+
+def _pack_look(look: Observation, layouts: dict[tuple[float, ...], int]) -> list[Any]:
+    return [
+        look.start,
+        look.end,
+        _pack_counts(look.baseline, layouts),
+        _pack_counts(look.candidate, layouts),
+        _encode(look.custom),
+        list(look.problems),
+        _encode(look.queries),
     ]
-    text = json.dumps(_encode(rows), separators=(",", ":"), allow_nan=False)
-    return {
-        "layouts": [_encode(layout) for layout in layouts],
-        "looks": b64encode(zlib.compress(text.encode(), 6)).decode("ascii"),
-    }
 
 
 def _pack_counts(counts: VersionCounts, layouts: dict[tuple[float, ...], int]) -> list[Any]:
@@ -352,6 +370,7 @@ class LocalFileStore:
         self._mutex = threading.Lock()
         # What this process last read or wrote: (file signature, version, state body).
         self._known: tuple[tuple[int, int, int], int, str] | None = None
+        self._packer = LookPacker()
 
     def __repr__(self) -> str:
         return f"LocalFileStore({str(self.path)!r})"
@@ -392,7 +411,7 @@ class LocalFileStore:
         return state, str(version)
 
     def save(self, state: RolloutState, expected_version: Version | None) -> Version:
-        body = _state_body(state)
+        body = _state_body(state, self._packer)
         with self._mutex:
             current = self._current()
             found = None if current is None else str(current[0])
@@ -420,7 +439,7 @@ class LocalFileStore:
         except OSError as exc:
             raise StateError(f"{self.path}: cannot read ({exc.strerror})") from None
         state, version = versioned_from_json(text, str(self.path))
-        self._known = (signature, version, _state_body(state))
+        self._known = (signature, version, _state_body(state, self._packer))
         return state, version
 
     def _current(self) -> tuple[int, str] | None:

@@ -25,6 +25,14 @@ from collections.abc import Iterable, Sequence
 Sample = tuple[float, float]  # (unix seconds, counter value)
 
 
+class InvalidSample(ValueError):
+    """A sample no counter can have (NaN, infinite, negative)."""
+
+    def __init__(self, value: float, at: float) -> None:
+        super().__init__(f"a counter sample of {value} at {at}: counters are >= 0")
+        self.value = value
+
+
 def exact_increase(samples: Sequence[Sample], start: float, end: float) -> int:
     """The counter's rise over (start, end]; `samples` sorted by time, any range around it."""
     previous: float | None = None
@@ -33,7 +41,7 @@ def exact_increase(samples: Sequence[Sample], start: float, end: float) -> int:
         if at > end:
             break
         if not math.isfinite(value) or value < 0:
-            raise ValueError(f"a counter sample of {value} at {at}: counters are >= 0")
+            raise InvalidSample(value, at)
         if at > start:
             base = previous if previous is not None else 0.0
             rise += value - base if value >= base else value

@@ -18,8 +18,7 @@ Pure bookkeeping, thread-safe; `prometheus.py` owns the queries.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rollout.analysis.counters import Sample
 from rollout.analysis.observation import Target
@@ -30,6 +29,8 @@ from rollout.analysis.prom_http import Series
 WARM_MARGIN_SECONDS = 1.0
 
 SeriesKey = tuple[tuple[str, str], ...]
+Group = tuple[str, str]  # (signal, version): the series one count sums
+Kept = dict[SeriesKey, tuple[dict[str, str], Sample]]
 
 
 def series_key(labels: dict[str, str]) -> SeriesKey:
@@ -37,9 +38,10 @@ def series_key(labels: dict[str, str]) -> SeriesKey:
 
 
 @dataclass
-class _Kept:
-    end: float  # the end of the look these samples close
-    last: dict[str, dict[SeriesKey, tuple[dict[str, str], Sample]]]  # per signal
+class _Target:
+    end: float | None = None  # the end of the look whose samples `kept` holds
+    kept: dict[Group, Kept] = field(default_factory=dict)
+    pending: dict[Group, Kept] = field(default_factory=dict)  # of the look being counted
 
 
 class LastSamples:
@@ -47,44 +49,60 @@ class LastSamples:
 
     def __init__(self, staleness: float) -> None:
         self._staleness = staleness
-        self._kept: dict[Target, _Kept] = {}
+        self._targets: dict[Target, _Target] = {}
         self._lock = threading.Lock()
 
     def warm(self, target: Target, start: float) -> bool:
         """Whether a look from `start` can read only its own window."""
         with self._lock:
-            kept = self._kept.get(target)
-        return kept is not None and kept.end == start
+            known = self._targets.get(target)
+        return known is not None and known.end == start
 
-    def with_kept(self, target: Target, signal: str, fetched: Iterable[Series]) -> list[Series]:
-        """The target's series of `signal` as a full range would hold them: each fetched
-        series behind its kept sample, and the kept series that have no new sample."""
+    def merge(
+        self, target: Target, group: Group, fetched: list[Series], end: float, warm: bool
+    ) -> list[Series]:
+        """The group's series as the full range holds them (for a warm look: each fetched
+        series behind its kept sample, and the kept series with no new sample), noting
+        each one's last sample for the next look (kept once `commit` says the look
+        counted)."""
         with self._lock:
-            kept = dict(self._kept[target].last.get(signal, {}))
+            known = self._targets.setdefault(target, _Target())
+        previous = dict(known.kept.get(group, {})) if warm else {}
+        horizon = end - self._staleness
         merged: list[Series] = []
+        kept: Kept = {}
         for labels, samples in fetched:
-            before = kept.pop(series_key(labels), None)
-            if before is None:
-                merged.append((labels, samples))
+            if not samples:
                 continue
-            newer = [s for s in samples if s[0] > before[1][0]]
-            merged.append((labels, [before[1], *newer]))
-        merged.extend((labels, [sample]) for labels, sample in kept.values())
+            key = series_key(labels)
+            before = previous.pop(key, None)
+            if before is not None:
+                at = before[1][0]
+                samples = [before[1], *(s for s in samples if s[0] > at)]
+            merged.append((labels, samples))
+            last = next((s for s in reversed(samples) if s[0] <= end), None)
+            if last is not None and last[0] >= horizon:
+                kept[key] = (labels, last)
+        for key, (labels, sample) in previous.items():
+            merged.append((labels, [sample]))
+            if sample[0] >= horizon:
+                kept[key] = (labels, sample)
+        known.pending[group] = kept
         return merged
 
-    def keep(self, target: Target, end: float, series: dict[str, Iterable[Series]]) -> None:
-        """Remember, per signal, each series' last sample at or before `end` (the look just
-        counted); `series` is what the look used (with `with_kept` for a warm look)."""
-        last: dict[str, dict[SeriesKey, tuple[dict[str, str], Sample]]] = {}
-        for signal, signal_series in series.items():
-            kept = last.setdefault(signal, {})
-            for labels, samples in signal_series:
-                sample = next((s for s in reversed(samples) if s[0] <= end), None)
-                if sample is not None and sample[0] >= end - self._staleness:
-                    kept[series_key(labels)] = (labels, sample)
+    def commit(self, target: Target, end: float) -> None:
+        """The look that ended at `end` was counted: its samples close the next one's start."""
         with self._lock:
-            self._kept[target] = _Kept(end, last)
+            known = self._targets.setdefault(target, _Target())
+            known.end, known.kept, known.pending = end, known.pending, {}
 
-    def forget(self, target: Target) -> None:
+    def expire(self, now: float) -> None:
+        """Drop targets not looked at for the staleness period (finished rollouts): their
+        samples could not close a look any more."""
         with self._lock:
-            self._kept.pop(target, None)
+            stale = [
+                t for t, known in self._targets.items()
+                if known.end is not None and known.end < now - self._staleness
+            ]  # fmt: skip
+            for target in stale:
+                del self._targets[target]

@@ -129,13 +129,7 @@ class PrometheusClient:
         def parse() -> list[Series]:
             if data.get("resultType", "matrix") != "matrix":
                 raise TypeError("not a matrix")
-            return [
-                (
-                    {str(k): str(v) for k, v in row["metric"].items()},
-                    sorted((float(t), float(v)) for t, v in row["values"]),
-                )
-                for row in data["result"]
-            ]
+            return [(_labels(row["metric"]), _samples(row["values"])) for row in data["result"]]
 
         return self._shaped(signal, "a range vector (matrix)", parse)
 
@@ -239,6 +233,18 @@ class PrometheusClient:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
+
+
+def _labels(metric: Any) -> dict[str, str]:
+    if not isinstance(metric, dict) or not all(type(v) is str for v in metric.values()):
+        raise TypeError("labels are not a map of strings")
+    return metric  # a JSON object's keys are strings
+
+
+def _samples(values: Any) -> list[tuple[float, float]]:
+    samples = [(float(t), float(v)) for t, v in values]
+    samples.sort()  # in time order from Prometheus already: a linear pass
+    return samples
 
 
 def _basic_auth_secrets(username: str, password: str) -> list[str]:
