@@ -31,6 +31,7 @@ STAGE_COLOURS: Final = {
 GOOD: Final = "#16a34a"
 BAD: Final = "#dc2626"
 NEUTRAL: Final = "#d97706"
+LOG_HEADROOM: Final = 1e6  # a log axis reaches at most this far above its highest threshold
 TAIL_SHARE: Final = 0.995  # the CDF's x-axis ends where both versions reach this share
 
 
@@ -181,7 +182,7 @@ class TimeChart:
 def time_chart(chart: TimeChart, axis: TimeAxis) -> str:
     """Lines over time (seconds since the axis' start), the marks as vertical lines."""
     frame = svg.Frame(height=280, top=40)
-    x = svg.Linear(0.0, max(axis.end - axis.start, 1.0), frame.x0, frame.x1)
+    x = svg.Seconds(0.0, max(axis.end - axis.start, 1.0), frame.x0, frame.x1)
     y = _value_scale(chart, frame)
     body = svg.axes(
         frame,
@@ -198,8 +199,28 @@ def time_chart(chart: TimeChart, axis: TimeAxis) -> str:
         points = [None if v is None else (x(t - axis.start), y(v)) for t, v in series.points]
         body.append(svg.polyline(points, series.colour, class_="series", data_series=series.label))
         body += svg.dots(points, series.colour)
+        if chart.log:
+            body += _last_value(series, x, y, axis)
     body += svg.legend(frame, [(s.label, s.colour) for s in chart.series])
     return svg.document(frame, chart.title, body, class_="chart")
+
+
+def _last_value(series: Series, x: svg.Scale, y: svg.Scale, axis: TimeAxis) -> list[str]:
+    """The series' latest value written beside its last point (a log axis may clip it)."""
+    last = next(((t, v) for t, v in reversed(series.points) if v is not None), None)
+    if last is None:
+        return []
+    at, value = last
+    return [
+        svg.text(
+            x(at - axis.start) - 6,
+            y(value) + 14,
+            f"{value:.3g}",
+            text_anchor="end",
+            fill=series.colour,
+            class_="marker",
+        )
+    ]
 
 
 def _marks(marks: Sequence[Mark], frame: svg.Frame, x: Callable[[float], float]) -> list[str]:
@@ -278,8 +299,12 @@ def _value_scale(chart: TimeChart, frame: svg.Frame) -> svg.Scale:
     values += [t.value for t in chart.thresholds if math.isfinite(t.value)]
     if chart.log:
         positive = [v for v in values if v > 0]
-        lo = min([0.1, *positive])  # e-values start at 1; below 0.1 is all "no evidence"
+        lo = max(min([0.1, *positive]), 1e-3)  # e-values start at 1: below is "no evidence"
         hi = max([10.0, *positive])
+        needed = [t.value for t in chart.thresholds if t.value > 0 and math.isfinite(t.value)]
+        # An e-value of 1e67 would flatten everything near the threshold: the axis ends 10^6
+        # above it, a line beyond runs along the top and its last value is written beside it.
+        hi = min(hi, max(needed, default=1e6) * LOG_HEADROOM)
         return svg.Log10(
             10.0 ** math.floor(math.log10(lo)),
             10.0 ** math.ceil(math.log10(hi)),
@@ -299,7 +324,10 @@ LABEL_WIDTH: Final = 250
 def breakdown_chart(rows: Sequence[Breakdown], colours: dict[str, str]) -> str:
     """One bar per trace, its stages stacked left to right on one shared scale; a trace without
     spans is an outline of its latency."""
-    frame = svg.Frame(height=48 + ROW * len(rows) + 40, left=LABEL_WIDTH, top=34, bottom=40)
+    # the right margin holds each bar's total
+    frame = svg.Frame(
+        height=48 + ROW * len(rows) + 40, left=LABEL_WIDTH, right=72, top=34, bottom=40
+    )
     longest = max((r.total or 0.0 for r in rows), default=0.0)
     x = svg.Linear(0.0, svg.nice_top(longest), frame.x0, frame.x1)
     body = []

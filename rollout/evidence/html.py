@@ -72,8 +72,12 @@ svg text.legend{fill:#111827}
 .empty{color:#6b7280;font-style:italic}
 """
 
-# Copy buttons: the clipboard API where the page may use it, else a selected textarea.
+# Copy buttons: the clipboard API where the page may use it, else a selected textarea. They are
+# hidden until this script runs: where scripts are off, no button that does nothing.
 SCRIPT: Final = """
+document.querySelectorAll('button[data-copy]').forEach(function (button) {
+  button.hidden = false;
+});
 function copyText(text) {
   var area = document.createElement('textarea');
   area.value = text;
@@ -115,9 +119,9 @@ def render_html(report: Report) -> str:
     sections = [
         _banner(report),
         _proof(report, data),
-        _metrics(report.judgement),
         _figures(report, data),
         _traces(report, data),
+        _metrics(report.judgement),
         _looks(report.observations),
         _weights(report),
         _notes(report),
@@ -254,7 +258,7 @@ def _decided(report: Report, judgement: Judgement | None) -> str:
         return _text(f"{label}: {report.reason}")
     decider = _comparison(judgement, judgement.decided_by)
     statistic = f" ({statistic_text(decider)}, needed {threshold_text(decider)})" if decider else ""
-    return f"{_text(label)}, decided by {_code(judgement.decided_by)}{_text(statistic)}"
+    return f"{_text(label)}, decided by {_code(judgement.decided_by)} {_text(statistic)}"
 
 
 def _examples(report: Report) -> str:
@@ -547,7 +551,7 @@ def _queries(observations: Sequence[Observation]) -> str:
     for k, (look, query) in enumerate(records):
         note = f" · {_text(query.note)}" if query.note else ""
         blocks.append(
-            f'<div class="query"><button type="button" data-copy="query-{k}">Copy</button>'
+            f'<div class="query"><button type="button" data-copy="query-{k}" hidden>Copy</button>'
             f"look {look} · <strong>{_text(query.signal)}</strong> · evaluated at "
             f"{utc(query.evaluated_at)} · {query.series} series{note}"
             f'<pre id="query-{k}">{_block(query.promql)}</pre></div>'

@@ -45,9 +45,30 @@ class Linear:
         return nice_ticks(self.lo, self.hi)
 
 
+# Tick steps a reader counts time in: seconds, minutes, hours, days.
+TIME_STEPS: Final = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600)
+DAY: Final = 86400
+
+
+@dataclass(frozen=True)
+class Seconds(Linear):
+    """A linear time axis (seconds) whose ticks fall on whole seconds, minutes, hours, days."""
+
+    def ticks(self) -> list[float]:
+        span = self.hi - self.lo
+        if not math.isfinite(span) or span <= 0:
+            return [self.lo]
+        step = next((float(s) for s in TIME_STEPS if span / s <= 6), None)
+        if step is None:
+            step = DAY * math.ceil(span / DAY / 6)
+        first = math.ceil(self.lo / step - 1e-9)
+        last = math.floor(self.hi / step + 1e-9)
+        return [k * step for k in range(first, last + 1)]
+
+
 @dataclass(frozen=True)
 class Log10:
-    """Positive [lo, hi] -> [start, end] pixels on a log scale; values below lo sit at lo."""
+    """Positive [lo, hi] -> [start, end] pixels on a log scale; values outside sit at its ends."""
 
     lo: float
     hi: float
@@ -56,16 +77,15 @@ class Log10:
 
     def __call__(self, value: float) -> float:
         low, high = math.log10(self.lo), math.log10(self.hi)
-        at = math.log10(max(value, self.lo))
+        at = math.log10(min(max(value, self.lo), self.hi))
         if high <= low:
             return (self.start + self.end) / 2
         return self.start + (at - low) / (high - low) * (self.end - self.start)
 
     def ticks(self) -> list[float]:
         first, last = math.ceil(math.log10(self.lo)), math.floor(math.log10(self.hi))
-        powers = list(range(first, last + 1))
-        stride = max(1, math.ceil(len(powers) / 6))  # at most about six labels
-        return [10.0**p for p in powers[::stride]]
+        stride = max(1, math.ceil((last - first + 1) / 6))  # at most about six labels
+        return [10.0**p for p in range(first, last + 1) if p % stride == 0]
 
 
 def nice_step(span: float, count: int = 5) -> float:
