@@ -87,9 +87,11 @@ def distribution_chart(
     markers = [
         (d, c) for d, c in zip(distributions, colours, strict=False) if d.quantile is not None
     ]
-    for d, colour in zip(distributions, colours, strict=False):
+    for k, (d, colour) in enumerate(zip(distributions, colours, strict=False)):
         points = [(x(px), y(py)) for px, py in clip(d.points, x.hi)]
-        body.append(svg.polyline(points, colour, class_="cdf", data_version=d.version))
+        # the first curve wider: where the versions agree it still shows around the second
+        width = 4.0 if k == 0 and len(distributions) > 1 else 2.0
+        body.append(svg.polyline(points, colour, width, class_="cdf", data_version=d.version))
     labels_at = max((x(min(d.quantile or 0.0, x.hi)) for d, _ in markers), default=frame.x0)
     for k, (d, colour) in enumerate(markers):
         assert d.quantile is not None

@@ -197,9 +197,11 @@ def rect(x: float, y: float, width: float, height: float, **extra: str | float |
     return f"<rect {attrs(x=x, y=y, width=width, height=height, **extra)}/>"
 
 
-def polyline(points: Sequence[Point | None], colour: str, **extra: str | float | None) -> str:
+def polyline(
+    points: Sequence[Point | None], colour: str, width: float = 2.0, **extra: str | float | None
+) -> str:
     d = path_data(points)
-    return f"<path {attrs(d=d, fill='none', stroke=colour, stroke_width=2.0, **extra)}/>"
+    return f"<path {attrs(d=d, fill='none', stroke=colour, stroke_width=width, **extra)}/>"
 
 
 def dots(points: Sequence[Point | None], colour: str, **extra: str | float | None) -> list[str]:

@@ -25,8 +25,10 @@ from rich.console import Console
 from rollout.driver import run_from_spec
 from rollout.evidence import charts
 from rollout.exit_codes import ExitCode
+from rollout.gate import GateRequest, run_gate
 from tests.support.backfill import BackfilledPrometheus
 from tests.support.replay import POLICY, ReplayClock, Stack, make_spec
+from tests.support.scenarios import BASELINE, CANDIDATE, GATE_WINDOW
 
 WIDTH = 1100
 # The flags of a person's headless Chromium, plus: no background traffic of its own, so the
@@ -362,6 +364,44 @@ def test_a_promotions_report_states_its_proof(
         len(o["queries"]) for o in json.loads((reports / "report.json").read_text())["observations"]
     )
     assert len(buttons) == queries > 0 and set(buttons) == blocks
+
+
+def test_a_failed_gates_report_shows_which_e_value_crossed_its_threshold(
+    synthetic_prometheus: BackfilledPrometheus, tmp_path: Path
+) -> None:
+    end = synthetic_prometheus.dataset.end
+    reports = tmp_path / "report"
+    request = GateRequest(
+        prometheus_url=synthetic_prometheus.url,
+        model="gate-errors",
+        baseline=BASELINE,
+        candidate=CANDIDATE,
+        policy="default",
+        window=None,
+        start=f"{end - GATE_WINDOW:.0f}",
+        end=f"{end:.0f}",
+        report_dir=reports,
+        output_format="text",
+        bearer_token_file=None,
+    )
+    with (tmp_path / "console.txt").open("w") as console:
+        assert run_gate(request, Console(file=console, width=200)) is ExitCode.ROLLED_BACK
+    rendered = render(reports / "report.html", tmp_path / "chromium")
+    assert_nothing_fetched(rendered)
+    assert_nothing_blocked(rendered)
+    looks = len(json.loads((reports / "report.json").read_text())["observations"])
+    figures = ("latency-distribution", "latency-over-time", "errors-over-time", "e-values")
+    assert_plots_drawn(rendered, figures=figures, min_points=looks)
+    dom = index(rendered.dom)
+    last = {
+        p.attrs["data-series"]: float(p.attrs["d"].split()[-1])
+        for p in dom.in_figure("e-values", "path", "series")
+    }
+    thresholds = [float(t.attrs["y1"]) for t in dom.in_figure("e-values", "line", "threshold")]
+    # The error rate's line ends above both thresholds, the latency's below both (SVG's y
+    # grows downwards): the plot shows which test decided.
+    assert last["error rate"] <= min(thresholds) and last["P95 latency"] > max(thresholds)
+    assert not dom.in_figure("latency-over-time", "line", "step")  # a gate moves no traffic
 
 
 def test_the_network_check_sees_a_page_that_fetches(tmp_path: Path) -> None:
