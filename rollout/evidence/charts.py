@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from html import escape
 from typing import Final
 
@@ -76,7 +76,7 @@ def distribution_chart(
         frame,
         x,
         y,
-        x_label=_ms,
+        x_label=ms_label,
         y_label=lambda v: f"{v * 100:g}%",
         x_title="latency (ms)",
         y_title="requests at or below",
@@ -84,18 +84,16 @@ def distribution_chart(
     at_q = y(quantile)
     body.append(svg.line(frame.x0, at_q, frame.x1, at_q, stroke=svg.MUTED, stroke_dasharray="4 4"))
     body.append(svg.text(frame.x0 + 4, at_q - 5, level, class_="tick"))
-    markers = [
-        (d, c) for d, c in zip(distributions, colours, strict=False) if d.quantile is not None
-    ]
-    for k, (d, colour) in enumerate(zip(distributions, colours, strict=False)):
+    drawn = list(zip(distributions, colours, strict=True))
+    for k, (d, colour) in enumerate(drawn):
         points = [(x(px), y(py)) for px, py in clip(d.points, x.hi)]
         # the first curve wider: where the versions agree it still shows around the second
-        width = 4.0 if k == 0 and len(distributions) > 1 else 2.0
+        width = 4.0 if k == 0 and len(drawn) > 1 else 2.0
         body.append(svg.polyline(points, colour, width, class_="cdf", data_version=d.version))
-    labels_at = max((x(min(d.quantile or 0.0, x.hi)) for d, _ in markers), default=frame.x0)
-    for k, (d, colour) in enumerate(markers):
-        assert d.quantile is not None
-        at = x(min(d.quantile, x.hi))
+    markers = [(d, colour, d.quantile) for d, colour in drawn if d.quantile is not None]
+    labels_at = max((x(min(q, x.hi)) for _, _, q in markers), default=frame.x0)
+    for k, (d, colour, value) in enumerate(markers):
+        at = x(min(value, x.hi))
         body.append(
             svg.line(
                 at,
@@ -107,23 +105,20 @@ def distribution_chart(
                 stroke_dasharray="5 3",
                 class_="quantile-marker",
                 data_version=d.version,
-                data_seconds=repr(d.quantile),
+                data_seconds=repr(value),
             )
         )
         # right of the markers, low: the plot's empty corner below the curves' knee
-        label = f"{d.version} {level} {latency(d.quantile)}"
+        label = f"{d.version} {level} {latency(value)}"
         y_label = frame.y0 - 10 - 16 * (len(markers) - 1 - k)
         body.append(svg.text(labels_at + 6, y_label, label, fill=colour, class_="marker"))
-    entries = [
-        (f"{d.version} ({d.requests:,} requests)", colour)
-        for d, colour in zip(distributions, colours, strict=False)
-    ]
+    entries = [(f"{d.version} ({d.requests:,} requests)", colour) for d, colour in drawn]
     body += svg.legend(frame, entries)
     title = f"latency distribution per version with the {level} marked"
     return svg.document(frame, title, body, class_="chart")
 
 
-def _ms(seconds: float) -> str:
+def ms_label(seconds: float) -> str:
     return f"{seconds * 1000:g}"
 
 
@@ -176,7 +171,7 @@ class TimeChart:
     y_label: Callable[[float], str]
     series: Sequence[Series]
     marks: Sequence[Mark] = ()
-    thresholds: Sequence[Threshold] = field(default=())
+    thresholds: Sequence[Threshold] = ()
     log: bool = False
     least_top: float = 0.0  # the value axis reaches at least this (a flat 0% still has a scale)
 
@@ -336,7 +331,9 @@ def breakdown_chart(rows: Sequence[Breakdown], colours: dict[str, str]) -> str:
     for value in x.ticks():
         at = x(value)
         body.append(svg.line(at, frame.y1 - 4, at, frame.y0, stroke=svg.GRID))
-        body.append(svg.text(at, frame.y0 + 16, _ms(value), text_anchor="middle", class_="tick"))
+        body.append(
+            svg.text(at, frame.y0 + 16, ms_label(value), text_anchor="middle", class_="tick")
+        )
     body.append(
         svg.text(
             (frame.x0 + frame.x1) / 2,
@@ -372,10 +369,7 @@ def _bar(row: Breakdown, x: svg.Linear, top: float) -> list[str]:
                 x.start, y, width, height, fill="none", stroke=svg.MUTED, stroke_dasharray="3 3"
             ),
             svg.text(
-                x(row.total) + 4,
-                top + 17,
-                f"{latency(row.total)} (no spans read back)",
-                class_="tick",
+                x.start + 6, top + 17, f"{latency(row.total)}, no spans read back", class_="tick"
             ),
         ]
     out = []

@@ -202,7 +202,9 @@ def breakdown(item: TraceEvidence) -> Breakdown:
     for span in item.spans:
         if span.name in durations and math.isfinite(span.duration_seconds):
             durations[span.name] += span.duration_seconds
-    longest = max((s.duration_seconds for s in item.spans), default=0.0)
+    longest = max(
+        (s.duration_seconds for s in item.spans if math.isfinite(s.duration_seconds)), default=0.0
+    )
     latency = item.latency_seconds if item.latency_seconds is not None else 0.0
     total = max(longest, latency) if math.isfinite(latency) else longest
     label = f"{item.version} {item.kind} {item.trace_id[:8]}"

@@ -1,29 +1,25 @@
 """report.html: the decision for a person, in a browser, with its plots.
 
-One self-contained file: the plots are inline SVG drawn here (`charts.py`), the styles and the
-copy buttons' few lines of script are inline, and a Content-Security-Policy forbids the page to
-fetch anything, so it opens the same with no network. The only URLs in it are the trace links,
-plain `<a href>` to http(s) or file, followed only when a reader clicks them. Every text from
-outside (names, reasons, notes, queries, trace IDs, links) is escaped.
-"""
+One self-contained file: the plots are inline SVG (`html_plots.py`, `charts.py`), the styles
+and the copy buttons' few lines of script are inline, and a Content-Security-Policy forbids
+the page to fetch anything, so it opens the same with no network. The only URLs in it are the
+trace links, plain `<a href>` to http(s) or file, followed only when a reader clicks them.
+Every text from outside (names, reasons, notes, queries, trace IDs, links) is escaped
+(`html_text.py`)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import re
 from collections.abc import Sequence
-from html import escape
 from typing import Final
-from urllib.parse import urlsplit
 
 from rollout.analysis.observation import Observation, VersionCounts
 from rollout.analysis.verdict import Comparison, Judgement
-from rollout.evidence import charts
-from rollout.evidence.figures import Breakdown, Figures, figures
+from rollout.evidence.figures import Figures, figures
+from rollout.evidence.html_plots import plots, traces
+from rollout.evidence.html_text import block, code, link, table, text, tone
 from rollout.evidence.render_common import (
-    BAD_DECISIONS,
-    GOOD_DECISIONS,
     MISSING,
     change_text,
     decision_label,
@@ -33,16 +29,12 @@ from rollout.evidence.render_common import (
     latency,
     metric_label,
     metric_unit,
-    one_line,
     statistic_text,
     threshold_text,
     utc,
 )
-from rollout.evidence.report import Report, TraceEvidence, WeightChange
+from rollout.evidence.report import Report, TraceEvidence
 from rollout.evidence.traces import span_duration
-
-LINK_SCHEMES: Final = frozenset({"http", "https", "file"})
-_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 STYLE: Final = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#111827;
@@ -119,8 +111,8 @@ def render_html(report: Report) -> str:
     sections = [
         _banner(report),
         _proof(report, data),
-        _figures(report, data),
-        _traces(report, data),
+        plots(report, data),
+        traces(report, data),
         _metrics(report.judgement),
         _looks(report.observations),
         _weights(report),
@@ -132,50 +124,13 @@ def render_html(report: Report) -> str:
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="referrer" content="no-referrer">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_text(f'{label}: {subject}')}</title><style>{STYLE}</style></head>\n"
+        f"<title>{text(f'{label}: {subject}')}</title><style>{STYLE}</style></head>\n"
         "<body><main>\n" + "\n".join(s for s in sections if s) + "\n</main>"
         f"<script>{SCRIPT}</script></body></html>\n"
     )
 
 
-# ---------------------------------------------------------------------------- escaping
-
-
-def _text(value: str) -> str:
-    """One line of outside text, safe in an element or an attribute."""
-    return escape(one_line(value), quote=True)
-
-
-def _block(value: str) -> str:
-    """Text kept as written (a query's lines), control characters dropped, escaped."""
-    return escape(_CONTROL_BUT_NEWLINE.sub("", value).strip(), quote=True)
-
-
-def _code(value: str) -> str:
-    return f"<code>{_text(value)}</code>"
-
-
-def _link(label: str, url: str) -> str:
-    """`label` (already HTML) as a link to http(s) or file; any other scheme stays text."""
-    url = one_line(url)
-    if urlsplit(url).scheme.lower() not in LINK_SCHEMES:
-        return label
-    return f'<a href="{escape(url, quote=True)}" rel="noopener noreferrer">{label}</a>'
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    head = "".join(f"<th>{h}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 # ---------------------------------------------------------------------------- sections
-
-
-def _tone(decision: str) -> str:
-    if decision in GOOD_DECISIONS:
-        return "good"
-    return "bad" if decision in BAD_DECISIONS else "neutral"
 
 
 def _banner(report: Report) -> str:
@@ -183,9 +138,9 @@ def _banner(report: Report) -> str:
     target, policy = report.target, report.policy
     q = policy.latency.quantile
     meta = (
-        f"{_text(report.kind)} {_code(report.name)} · model {_code(target.model)} · "
-        f"baseline {_code(target.baseline)} · candidate {_code(target.candidate)} · policy "
-        f"{_code(report.policy_name)} (P{q * 100:g} regression allowed "
+        f"{text(report.kind)} {code(report.name)} · model {code(target.model)} · "
+        f"baseline {code(target.baseline)} · candidate {code(target.candidate)} · policy "
+        f"{code(report.policy_name)} (P{q * 100:g} regression allowed "
         f"{policy.latency.max_regression * 100:g}%, alpha {policy.alpha:g})"
     )
     span = report.finished_at - report.started_at
@@ -193,10 +148,10 @@ def _banner(report: Report) -> str:
     if report.started_at > 0 and report.finished_at > 0:
         when += f" ({duration(span)})"
     return (
-        f'<header class="banner {_tone(report.decision)}" id="decision">'
-        f"<h1>{_text(label)}: {_text(subject)}</h1>"
-        f"<p>{_text(report.reason)}</p></header>"
-        f'<p class="meta">{meta}<br>{_text(when)}</p>'
+        f'<header class="banner {tone(report.decision)}" id="decision">'
+        f"<h1>{text(label)}: {text(subject)}</h1>"
+        f"<p>{text(report.reason)}</p></header>"
+        f'<p class="meta">{meta}<br>{text(when)}</p>'
     )
 
 
@@ -214,7 +169,7 @@ def _estimate_line(comparison: Comparison | None) -> str:
     values = " → ".join(format_value(v, unit) for v in (comparison.baseline, comparison.candidate))
     sizes = f"n = {comparison.baseline_n:,} / {comparison.candidate_n:,}"
     verdict = comparison.verdict.value
-    return _text(f"{values}: {change_text(comparison)}, {sizes} ({verdict})")
+    return text(f"{values}: {change_text(comparison)}, {sizes} ({verdict})")
 
 
 def _proof(report: Report, data: Figures) -> str:
@@ -228,7 +183,7 @@ def _proof(report: Report, data: Figures) -> str:
         ("Error rate", _estimate_line(_comparison(judgement, "error_rate"))),
         (
             "Quantile",
-            _text(
+            text(
                 f"{level} (q = {q:g}) of each version's latency histogram over every look, "
                 f"interpolated within buckets as Prometheus does; a rise beyond "
                 f"+{policy.latency.max_regression * 100:g}% is a regression"
@@ -243,7 +198,7 @@ def _proof(report: Report, data: Figures) -> str:
         ("Example traces", _examples(report)),
     ]
     if data.distributions:
-        rows.insert(3, ("Looks judged", _text(_sizes(data))))
+        rows.insert(3, ("Looks judged", text(_sizes(data))))
     body = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows)
     return f'<section id="proof"><h2>The proof</h2><dl class="proof">{body}</dl></section>'
 
@@ -255,10 +210,12 @@ def _sizes(data: Figures) -> str:
 def _decided(report: Report, judgement: Judgement | None) -> str:
     label = decision_label(report.decision)
     if judgement is None or not judgement.decided_by:
-        return _text(f"{label}: {report.reason}")
+        return text(f"{label}: {report.reason}")
+    decided = f"{text(label)}, decided by {code(judgement.decided_by)}"
     decider = _comparison(judgement, judgement.decided_by)
-    statistic = f" ({statistic_text(decider)}, needed {threshold_text(decider)})" if decider else ""
-    return f"{_text(label)}, decided by {_code(judgement.decided_by)} {_text(statistic)}"
+    if decider is None:
+        return decided
+    return f"{decided} ({text(statistic_text(decider))}, needed {threshold_text(decider)})"
 
 
 def _examples(report: Report) -> str:
@@ -270,11 +227,11 @@ def _examples(report: Report) -> str:
         item = next((e for e in report.evidence if e.version == version), None)
         if item is None:
             lines.append(
-                f'{_text(role)} {_code(version)}: <span class="empty">no trace of it in this '
+                f'{text(role)} {code(version)}: <span class="empty">no trace of it in this '
                 "report</span>"
             )
         else:
-            lines.append(f"{_text(role)} {_code(version)}: {_trace_summary(item)}")
+            lines.append(f"{text(role)} {code(version)}: {_trace_summary(item)}")
     return "<br>".join(lines)
 
 
@@ -283,7 +240,7 @@ def _trace_summary(item: TraceEvidence) -> str:
     infer = span_duration(item.spans)
     if infer is not None:
         parts.append(f"model.infer {latency(infer)}")
-    return f"{_link(_code(item.trace_id), item.link)} ({_text(', '.join(parts))})"
+    return f"{link(code(item.trace_id), item.link)} ({text(', '.join(parts))})"
 
 
 def _metrics(judgement: Judgement | None) -> str:
@@ -300,201 +257,21 @@ def _metrics(judgement: Judgement | None) -> str:
         unit = metric_unit(c.metric)
         rows.append(
             [
-                _text(metric_label(c.metric)),
+                text(metric_label(c.metric)),
                 format_value(c.baseline, unit),
                 format_value(c.candidate, unit),
-                _text(change_text(c)),
+                text(change_text(c)),
                 f"{c.baseline_n:,} / {c.candidate_n:,}",
-                _text(c.test) or MISSING,
-                _text(statistic_text(c)),
+                text(c.test) or MISSING,
+                text(statistic_text(c)),
                 threshold_text(c),
-                _text(c.verdict.value),
+                text(c.verdict.value),
             ]
         )
     reasons = "".join(
-        f"<li>{_code(c.metric)}: {_text(c.reason)}</li>" for c in judgement.comparisons if c.reason
+        f"<li>{code(c.metric)}: {text(c.reason)}</li>" for c in judgement.comparisons if c.reason
     )
-    return "<h2>Metrics</h2>" + _table(header, rows) + (f"<ul>{reasons}</ul>" if reasons else "")
-
-
-# ---------------------------------------------------------------------------- plots
-
-
-def _figure(svg_text: str, caption: str, name: str) -> str:
-    return f'<figure id="{name}">{svg_text}<figcaption>{caption}</figcaption></figure>'
-
-
-def _version_colours(report: Report) -> dict[str, str]:
-    return {
-        report.target.baseline: charts.BASELINE_COLOUR,
-        report.target.candidate: charts.CANDIDATE_COLOUR,
-    }
-
-
-def _figures(report: Report, data: Figures) -> str:
-    out = ["<h2>Plots</h2>", _distribution_figure(report, data)]
-    axis = charts.TimeAxis.covering(_times(report))
-    if axis is None or not report.observations:
-        out.append('<p class="empty">No look at the metrics to plot over time.</p>')
-        return "\n".join(out)
-    marks = _marks(report)
-    level = f"P{report.policy.latency.quantile * 100:g}"
-    target, looks = report.target, data.looks
-    latencies = (
-        charts.Series(
-            target.baseline,
-            charts.BASELINE_COLOUR,
-            tuple((p.at, p.baseline_latency) for p in looks),
-        ),
-        charts.Series(
-            target.candidate,
-            charts.CANDIDATE_COLOUR,
-            tuple((p.at, p.candidate_latency) for p in looks),
-        ),
-    )
-    chart = charts.TimeChart(f"{level} latency per look", f"{level} (ms)", _ms, latencies, marks)
-    caption = (
-        f"Each look's own {level} per version (that look's buckets only), at the look's end; "
-        "dashed lines are weight changes, the solid line the decision."
-    )
-    out.append(_figure(charts.time_chart(chart, axis), caption, "latency-over-time"))
-    errors = (
-        charts.Series(
-            target.baseline,
-            charts.BASELINE_COLOUR,
-            tuple((p.at, p.baseline_error_rate) for p in looks),
-        ),
-        charts.Series(
-            target.candidate,
-            charts.CANDIDATE_COLOUR,
-            tuple((p.at, p.candidate_error_rate) for p in looks),
-        ),
-    )
-    chart = charts.TimeChart(
-        "error rate per look", "error rate", _percent, errors, marks, least_top=0.01
-    )
-    caption = "Each look's own error rate per version, with the same marks."
-    out.append(_figure(charts.time_chart(chart, axis), caption, "errors-over-time"))
-    out.append(_e_value_figure(data, marks, axis))
-    return "\n".join(out)
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:g}"
-
-
-def _percent(rate: float) -> str:
-    return f"{rate * 100:g}%"
-
-
-def _distribution_figure(report: Report, data: Figures) -> str:
-    if not data.distributions:
-        return '<p class="empty">No latency histogram to plot.</p>'
-    q = report.policy.latency.quantile
-    chart = charts.distribution_chart(
-        data.distributions, q, [charts.ROLE_COLOURS[d.role] for d in data.distributions]
-    )
-    caption = (
-        "Latency of every request over all looks, per version, from the histogram buckets "
-        "(straight between bucket bounds, as Prometheus interpolates); the dashed lines mark "
-        f"each version's P{q * 100:g}."
-    )
-    return _figure(chart, caption, "latency-distribution")
-
-
-def _times(report: Report) -> list[float]:
-    times = [report.started_at, report.finished_at]
-    times += [o.end for o in report.observations] + [o.start for o in report.observations]
-    times += [w.at for w in report.weight_changes]
-    return times
-
-
-def _marks(report: Report) -> list[charts.Mark]:
-    """A mark per weight change and one for the decision; a weight change made by the decision
-    (the rollback's 100/0, the promotion's 0/100) is named on the decision's mark."""
-    if report.finished_at <= 0:
-        return [_step(w) for w in report.weight_changes]
-    span = max(report.finished_at - report.started_at, 0.0)
-    close = max(1.0, 0.01 * span)
-    steps = [w for w in report.weight_changes if abs(w.at - report.finished_at) > close]
-    merged = [w for w in report.weight_changes if w not in steps]
-    label = decision_label(report.decision)
-    if merged:
-        last = merged[-1].weights
-        label += f" ({last.baseline}/{last.candidate})"
-    colour = {"good": charts.GOOD, "bad": charts.BAD}.get(_tone(report.decision), charts.NEUTRAL)
-    return [*(_step(w) for w in steps), charts.Mark(report.finished_at, label, "decision", colour)]
-
-
-def _step(change: WeightChange) -> charts.Mark:
-    return charts.Mark(change.at, f"{change.weights.baseline}/{change.weights.candidate}", "step")
-
-
-def _e_value_figure(data: Figures, marks: Sequence[charts.Mark], axis: charts.TimeAxis) -> str:
-    if not data.e_values:
-        return '<p class="empty">This judge reports no e-values.</p>'
-    series, thresholds = [], []
-    times = [p.at for p in data.looks]
-    for k, e in enumerate(data.e_values):
-        colour = charts.METRIC_COLOURS[k % len(charts.METRIC_COLOURS)]
-        name = metric_label(e.metric)
-        series.append(charts.Series(name, colour, tuple(zip(times, e.values, strict=True))))
-        if e.threshold is not None:
-            thresholds.append(
-                charts.Threshold(e.threshold, f"{name}: needed {e.threshold:.3g}", colour)
-            )
-    chart = charts.TimeChart(
-        "e-values per look against their thresholds",
-        "e-value (log scale)",
-        charts.power_label,
-        series,
-        marks,
-        thresholds,
-        log=True,
-    )
-    caption = (
-        "Each test's e-value (the evidence of a regression; its largest so far) after every look, "
-        "recomputed from the report's looks by the same judge; a test fails when its line reaches "
-        "its dashed threshold."
-    )
-    return _figure(charts.time_chart(chart, axis), caption, "e-values")
-
-
-# ---------------------------------------------------------------------------- traces
-
-
-def _traces(report: Report, data: Figures) -> str:
-    head = "<h2>Trace evidence</h2>"
-    if not report.evidence:
-        return head + '<p class="empty">No trace in this report (see the notes).</p>'
-    rows: list[Breakdown] = []
-    if data.baseline_typical is not None:
-        rows.append(data.baseline_typical)
-    rows += data.traces
-    chart = charts.breakdown_chart(rows, _version_colours(report))
-    baseline = (
-        "the first bar is the baseline's typical breakdown (the median of its traces)"
-        if data.baseline_typical is not None
-        else f"no trace of the baseline {report.target.baseline} is in this report to set "
-        "beside them"
-    )
-    caption = _text(
-        "Where each trace's time went, span by span, on one scale: "
-        f"{baseline}. A bar without spans is the exemplar's latency alone."
-    )
-    header = ["Trace", "Version", "Kind", "Latency", "model.infer", "Time (UTC)"]
-    table_rows = [
-        [
-            _link(_code(e.trace_id), e.link),
-            _code(e.version),
-            _text(e.kind),
-            latency(e.latency_seconds),
-            latency(span_duration(e.spans)),
-            utc(e.timestamp),
-        ]
-        for e in report.evidence
-    ]
-    return head + _figure(chart, caption, "trace-breakdown") + _table(header, table_rows)
+    return "<h2>Metrics</h2>" + table(header, rows) + (f"<ul>{reasons}</ul>" if reasons else "")
 
 
 # ---------------------------------------------------------------------------- tables
@@ -512,11 +289,11 @@ def _looks(observations: Sequence[Observation]) -> str:
             duration(o.end - o.start),
             _counts(o.baseline),
             _counts(o.candidate),
-            _text("; ".join(o.problems)) or "none",
+            text("; ".join(o.problems)) or "none",
         ]
         for look, o in enumerate(observations, 1)
     ]
-    return "<h2>Looks</h2>" + _table(header, rows)
+    return "<h2>Looks</h2>" + table(header, rows)
 
 
 def _counts(counts: VersionCounts) -> str:
@@ -531,16 +308,16 @@ def _weights(report: Report) -> str:
     if not report.weight_changes:
         return ""
     rows = [
-        [utc(w.at), f"{w.weights.baseline}%", f"{w.weights.candidate}%", _text(w.reason)]
+        [utc(w.at), f"{w.weights.baseline}%", f"{w.weights.candidate}%", text(w.reason)]
         for w in report.weight_changes
     ]
-    return "<h2>Weights</h2>" + _table(["Time (UTC)", "Baseline", "Candidate", "Reason"], rows)
+    return "<h2>Weights</h2>" + table(["Time (UTC)", "Baseline", "Candidate", "Reason"], rows)
 
 
 def _notes(report: Report) -> str:
     if not report.notes:
         return ""
-    return "<h2>Notes</h2><ul>" + "".join(f"<li>{_text(n)}</li>" for n in report.notes) + "</ul>"
+    return "<h2>Notes</h2><ul>" + "".join(f"<li>{text(n)}</li>" for n in report.notes) + "</ul>"
 
 
 def _queries(observations: Sequence[Observation]) -> str:
@@ -549,11 +326,11 @@ def _queries(observations: Sequence[Observation]) -> str:
         return '<h2 id="queries">PromQL queries</h2><p class="empty">No query text was kept.</p>'
     blocks = []
     for k, (look, query) in enumerate(records):
-        note = f" · {_text(query.note)}" if query.note else ""
+        note = f" · {text(query.note)}" if query.note else ""
         blocks.append(
             f'<div class="query"><button type="button" data-copy="query-{k}" hidden>Copy</button>'
-            f"look {look} · <strong>{_text(query.signal)}</strong> · evaluated at "
+            f"look {look} · <strong>{text(query.signal)}</strong> · evaluated at "
             f"{utc(query.evaluated_at)} · {query.series} series{note}"
-            f'<pre id="query-{k}">{_block(query.promql)}</pre></div>'
+            f'<pre id="query-{k}">{block(query.promql)}</pre></div>'
         )
     return f'<h2 id="queries">PromQL queries ({len(records)})</h2>' + "".join(blocks)
