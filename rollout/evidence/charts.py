@@ -254,8 +254,8 @@ def _marks(marks: Sequence[Mark], frame: svg.Frame, x: Callable[[float], float])
 
 
 def _thresholds(thresholds: Sequence[Threshold], frame: svg.Frame, y: svg.Scale) -> list[str]:
-    """Dashed horizontal lines; labels alternate above and below their line, so two close
-    thresholds stay readable."""
+    """Dashed horizontal lines, labelled at the left (the lines' latest values are written at
+    the right); labels alternate above and below their line, so close thresholds stay readable."""
     out = []
     for k, threshold in enumerate(sorted(thresholds, key=lambda t: t.value, reverse=True)):
         at = y(threshold.value)
@@ -273,10 +273,9 @@ def _thresholds(thresholds: Sequence[Threshold], frame: svg.Frame, y: svg.Scale)
         )
         out.append(
             svg.text(
-                frame.x1 - 2,
+                frame.x0 + 4,
                 at - 4 if k % 2 == 0 else at + 13,
                 threshold.label,
-                text_anchor="end",
                 fill=threshold.colour,
                 class_="marker",
             )

@@ -56,7 +56,8 @@ figure{margin:12px 0 20px;background:#fff;border:1px solid #e5e7eb;border-radius
  padding:8px}
 figure svg{width:100%;height:auto;display:block}
 figcaption{font-size:13px;color:#4b5563;margin:4px 6px}
-svg text{font:12px system-ui,sans-serif;fill:#374151}svg text.title{font-size:13px}
+svg text{font:12px system-ui,sans-serif}svg text:not([fill]){fill:#374151}
+svg text.title{font-size:13px}
 svg text.legend{fill:#111827}
 .query{background:#fff;border:1px solid #e5e7eb;border-radius:6px;margin:8px 0;padding:6px 10px}
 .query pre{white-space:pre-wrap;word-break:break-all;margin:6px 0 0}
