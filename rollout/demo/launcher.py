@@ -254,6 +254,14 @@ def run_demo(
     written = _written_since(reports, began)
     if written:
         console.print(f"reports: {', '.join(str(p) for p in written)}")
+        page = reports / FILE_NAMES["html"]
+        if page in written:  # last: the one line a person copies into a browser
+            console.print(
+                f"open in a browser: {page.resolve()}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
     else:
         console.print("no report was written: the rollout did not reach a decision")
     return code

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Final
 
+from rollout.evidence.html import render_html
 from rollout.evidence.render_json import SCHEMA_VERSION, render_json
 from rollout.evidence.render_junit import render_junit
 from rollout.evidence.render_markdown import render_markdown
@@ -22,6 +23,7 @@ __all__ = [
     "FILE_NAMES",
     "SCHEMA_VERSION",
     "append_step_summary",
+    "render_html",
     "render_json",
     "render_junit",
     "render_markdown",
@@ -29,11 +31,17 @@ __all__ = [
     "write_reports",
 ]
 
-FILE_NAMES: Final = {"json": "report.json", "markdown": "report.md", "junit": "junit.xml"}
+FILE_NAMES: Final = {
+    "json": "report.json",
+    "markdown": "report.md",
+    "junit": "junit.xml",
+    "html": "report.html",
+}
 
 
 def write_reports(report: Report, directory: Path) -> dict[str, Path]:
-    """Write report.json, report.md and junit.xml into `directory` (created if missing).
+    """Write report.json, report.md, junit.xml and report.html into `directory` (created if
+    missing).
 
     Each file is written to a temporary file beside it and renamed into place, so a reader
     (or a crash) never sees half a report. Returns the paths by format.
@@ -43,6 +51,7 @@ def write_reports(report: Report, directory: Path) -> dict[str, Path]:
         "json": render_json(report),
         "markdown": render_markdown(report),
         "junit": render_junit(report),
+        "html": render_html(report),
     }
     paths = {}
     for fmt, content in contents.items():

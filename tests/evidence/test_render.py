@@ -552,25 +552,27 @@ def test_text_stays_short_with_many_metrics_and_strips_control_codes() -> None:
 # ---------------------------------------------------------------------------- files
 
 
-def test_write_reports_creates_the_directory_and_three_valid_files(tmp_path: Path) -> None:
+def test_write_reports_creates_the_directory_and_four_valid_files(tmp_path: Path) -> None:
     directory = tmp_path / "reports" / "run-1"
     paths = write_reports(latency_rollback(), directory)
     assert paths == {
         "json": directory / "report.json",
         "markdown": directory / "report.md",
         "junit": directory / "junit.xml",
+        "html": directory / "report.html",
     }
     assert strict_json(paths["json"].read_text())["decision"] == "rolled_back"
     assert paths["markdown"].read_text().startswith("## ")
     assert len(cases(paths["junit"].read_text())) == 2
-    assert sorted(p.name for p in directory.iterdir()) == ["junit.xml", "report.json", "report.md"]
+    names = sorted(p.name for p in directory.iterdir())
+    assert names == ["junit.xml", "report.html", "report.json", "report.md"]
 
 
 def test_write_reports_replaces_an_earlier_report(tmp_path: Path) -> None:
     write_reports(latency_rollback(), tmp_path)
     write_reports(promotion(), tmp_path)
     assert strict_json((tmp_path / "report.json").read_text())["decision"] == "promoted"
-    assert len(list(tmp_path.iterdir())) == 3
+    assert len(list(tmp_path.iterdir())) == 4
 
 
 def test_step_summary_appends_after_what_other_steps_wrote(tmp_path: Path) -> None:
