@@ -1,6 +1,7 @@
 """Many rollouts in one process: the controller's core against a real Prometheus (issue 9).
 
-    .venv/bin/python benchmarks/controller_scale.py [--rollouts 100,300,1000] [--minutes 3] [--write]
+    .venv/bin/python benchmarks/controller_scale.py [--rollouts 100,300,1000] [--minutes 3]
+        [--write]
 
 Per N: a synthetic exporter (benchmarks/scale_exporter.py, its own process) exposes N models'
 two versions in the metrics contract (68 series per version: requests by status and the kit's
@@ -218,8 +219,8 @@ def _drive(n: int, minutes: float, workdir: Path, url: str, prometheus_pid: int)
         return outcome.wake_at
 
     scheduler = Scheduler(step, clock, workers=WORKERS, on_idle=reconciler.read_looks)
-    for i in range(n):
-        key = f"default-{model_name(i)}"
+    keys = [f"default-{model_name(i)}" for i in range(n)]
+    for i, key in enumerate(keys):
         target = Target(model_name(i), VERSIONS[0], VERSIONS[1])
         rollout = Rollout(key, key, target, POLICY, RecordingRouter(), source, EvidenceSettings(""))
         reconciler.track(rollout, Started(), RolloutState.new(key, target, "bench", clock.now()))
@@ -237,7 +238,7 @@ def _drive(n: int, minutes: float, workdir: Path, url: str, prometheus_pid: int)
     share = statistics.mean(seconds / size for _, seconds, size, _ in reads) if reads else 0.0
     per_rollout = [c + share for c in costs]
     sizes = [p.stat().st_size for p in state_dir.glob("*.json")]
-    looks = [len(s.history) for key in scheduler.keys() if (s := reconciler.state(key))]
+    looks = [len(s.history) for key in keys if (s := reconciler.state(key))]
     registry.close()
     return {
         "rollouts": n,

@@ -230,7 +230,8 @@ def policy_validate(
 
 
 REPORT_DIR_HELP = (
-    "where report.json and report.md go; default: none written, the summary is printed only"
+    "where report.json, report.md and report.html go; default: none written, the summary is "
+    "printed only"
 )
 
 
@@ -517,7 +518,7 @@ def gate(
         Path | None,
         typer.Option(
             metavar="DIR",
-            help="writes report.json, report.md and junit.xml; default: none written",
+            help="writes report.json, report.md, junit.xml and report.html; default: none written",
         ),
     ] = None,
     output_format: Annotated[

@@ -391,7 +391,8 @@ class Driver:
             )
         elif report_dir is None:
             self.console.print(
-                "no report files written: give --report-dir DIR to keep report.json and report.md",
+                "no report files written: give --report-dir DIR to keep report.json, report.md "
+                "and report.html",
                 markup=False,
                 highlight=False,
             )
