@@ -28,13 +28,15 @@ from rollout.analysis.prom_http import Series
 # (Prometheus 2 ranges are closed) is in it; older ones are kept here.
 WARM_MARGIN_SECONDS = 1.0
 
-SeriesKey = tuple[tuple[str, str], ...]
+SeriesKey = str
 Group = tuple[str, str]  # (signal, version): the series one count sums
 Kept = dict[SeriesKey, tuple[dict[str, str], Sample]]
 
 
 def series_key(labels: dict[str, str]) -> SeriesKey:
-    return tuple(sorted(labels.items()))
+    """One string per label set (no tuple of pairs: strings are not tracked by the cyclic
+    collector, and there is one key per series of every rollout)."""
+    return "\x00".join(f"{name}\x01{value}" for name, value in sorted(labels.items()))
 
 
 @dataclass
