@@ -404,6 +404,18 @@ def list_command(state_dir: StateDir = Path(".rollout")) -> None:
     raise typer.Exit(int(list_rollouts(state_dir, console)))
 
 
+@app.command("crd", cls=RolloutCommand)
+def crd() -> None:
+    """Print the ModelRollout CustomResourceDefinition (YAML), generated from the spec's models.
+
+    `rollout crd | kubectl apply -f -` installs it; manifests/crd.yaml is this output.
+    Exit codes: 0 printed, 3 a usage error.
+    """
+    from rollout.k8s.crd import crd_yaml
+
+    typer.echo(crd_yaml(), nl=False)
+
+
 class Scenario(StrEnum):
     HEALTHY = "healthy"
     LATENCY = "latency"
