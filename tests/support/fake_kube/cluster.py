@@ -226,16 +226,22 @@ class Cluster:
     def _validate_name(kind: Kind, name: str) -> None:
         if not name:
             raise errors.invalid(
-                kind.kind, kind.group, name, "metadata.name",
+                kind.kind,
+                kind.group,
+                name,
+                "metadata.name",
                 "Required value: name or generateName is required",
-            )  # fmt: skip
+            )
         if len(name) > 253 or not _SUBDOMAIN.match(name):
             raise errors.invalid(
-                kind.kind, kind.group, name, "metadata.name",
+                kind.kind,
+                kind.group,
+                name,
+                "metadata.name",
                 f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of lower '
                 "case alphanumeric characters, '-' or '.', and must start and end with an "
                 "alphanumeric character",
-            )  # fmt: skip
+            )
 
     # ------------------------------------------------------------------------- update, patch
 
@@ -249,9 +255,12 @@ class Cluster:
             given = _meta(body).get("resourceVersion")
             if not given and kind.custom:
                 raise errors.invalid(
-                    kind.kind, kind.group, name, "metadata.resourceVersion",
+                    kind.kind,
+                    kind.group,
+                    name,
+                    "metadata.resourceVersion",
                     "Invalid value: 0x0: must be specified for an update",
-                )  # fmt: skip
+                )
             return self._write(kind, old, copy.deepcopy(body), subresource)
 
     def patch(
@@ -344,9 +353,12 @@ class Cluster:
         added = set(meta.get("finalizers") or ()) - set(old_meta.get("finalizers") or ())
         if old_meta.get("deletionTimestamp") and added:
             raise errors.invalid(
-                kind.kind, kind.group, old_meta["name"], "metadata.finalizers",
+                kind.kind,
+                kind.group,
+                old_meta["name"],
+                "metadata.finalizers",
                 "Forbidden: no new finalizers can be added if the object is being deleted",
-            )  # fmt: skip
+            )
         return result
 
     @staticmethod
@@ -402,10 +414,12 @@ class Cluster:
             wanted = preconditions.get(field)
             if wanted and wanted != meta[field]:
                 raise errors.conflict(
-                    kind.plural, kind.group, meta["name"],
+                    kind.plural,
+                    kind.group,
+                    meta["name"],
                     f"Precondition failed: {label} in precondition: {wanted}, "
                     f"{label} in object meta: {meta[field]}",
-                )  # fmt: skip
+                )
 
     def _remove(self, key: ObjectKey) -> Object:
         last = self.store.remove(key)
@@ -473,8 +487,9 @@ class Cluster:
         versions = spec.get("versions") or []
 
         def refuse(field: str, message: str) -> ApiError:
-            return errors.invalid("CustomResourceDefinition", "apiextensions.k8s.io", name,
-                                  field, message)  # fmt: skip
+            return errors.invalid(
+                "CustomResourceDefinition", "apiextensions.k8s.io", name, field, message
+            )
 
         for field in ("group", "scope"):
             if not spec.get(field):
@@ -500,12 +515,17 @@ class Cluster:
             "acceptedNames": accepted,
             "storedVersions": [v["name"] for v in versions if v.get("storage")],
             "conditions": [
-                {"type": kind, "status": "True", "reason": reason, "lastTransitionTime": now(),
-                 "message": message}
+                {
+                    "type": kind,
+                    "status": "True",
+                    "reason": reason,
+                    "lastTransitionTime": now(),
+                    "message": message,
+                }
                 for kind, reason, message in (
                     ("NamesAccepted", "NoConflicts", "no conflicts found"),
                     ("Established", "InitialNamesAccepted", "the initial names have been accepted"),
                 )
             ],
-        }  # fmt: skip
+        }
         self.registry.set_crd(name, kinds_from_crd(crd))

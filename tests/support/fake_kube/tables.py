@@ -49,9 +49,10 @@ def jsonpath(obj: Any, path: str) -> Any:
         else:
             wanted = match["value"]
             found = [
-                item for item in (value if isinstance(value, list) else [])
+                item
+                for item in (value if isinstance(value, list) else [])
                 if str(jsonpath(item, "." + match["filter"])) == wanted
-            ]  # fmt: skip
+            ]
             value = found[0] if found else None
     return value
 
