@@ -416,6 +416,98 @@ def crd() -> None:
     typer.echo(crd_yaml(), nl=False)
 
 
+KubeconfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="FILE",
+        help="kubeconfig to use; default: $KUBECONFIG, ~/.kube/config, else in-cluster",
+    ),
+]
+
+
+@app.command("controller", cls=RolloutCommand)
+def controller(
+    namespace: Annotated[
+        str | None,
+        typer.Option("--namespace", "-n", metavar="NS", help="watch ModelRollouts in NS only"),
+    ] = None,
+    all_namespaces: Annotated[
+        bool,
+        typer.Option("--all-namespaces", "-A", help="watch every namespace (the default)"),
+    ] = False,
+    kubeconfig: KubeconfigOption = None,
+    context: Annotated[str | None, typer.Option(metavar="NAME", help="kubeconfig context")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, metavar="N", help="rollouts reconciled at once")
+    ] = 4,
+    resync: Annotated[
+        float,
+        typer.Option(min=1, metavar="SECONDS", help="every rollout is looked at again this often"),
+    ] = 300.0,
+    health_address: Annotated[
+        str,
+        typer.Option(
+            metavar="HOST:PORT",
+            help="serve /healthz and /readyz here (':8081': every interface); '' for none",
+        ),
+    ] = ":8081",
+    leader_elect: Annotated[
+        bool,
+        typer.Option(
+            "--leader-elect/--no-leader-elect",
+            help="act only while holding the Lease (for several replicas)",
+        ),
+    ] = True,
+    lease_name: Annotated[str, typer.Option(metavar="NAME", help="the Lease's name")] = (
+        "rollout-controller"
+    ),
+    lease_namespace: Annotated[
+        str | None,
+        typer.Option(metavar="NS", help="the Lease's namespace; default: $POD_NAMESPACE, NS"),
+    ] = None,
+    lease_duration: Annotated[
+        int, typer.Option(min=1, metavar="SECONDS", help="a follower's wait on a silent leader")
+    ] = 15,
+    renew_deadline: Annotated[
+        float,
+        typer.Option(metavar="SECONDS", help="a leader that has not renewed this long stops"),
+    ] = 10.0,
+    retry_period: Annotated[
+        float, typer.Option(metavar="SECONDS", help="between attempts to acquire or renew")
+    ] = 2.0,
+    identity: Annotated[
+        str, typer.Option(metavar="ID", help="this replica's name; default: host-pid-random")
+    ] = "",
+) -> None:
+    """Run the in-cluster controller: drive every ModelRollout resource to its decision.
+
+    State lives in each resource's status (resumed from after a restart); Events say every
+    step, promotion, rollback, pause and abort. SIGTERM lets running steps finish, releases
+    the Lease and exits 0. Exit codes: 0 stopped, 3 bad options or kubeconfig.
+    """
+    from rollout.k8s.serve import ServeOptions, serve
+
+    if namespace is not None and all_namespaces:
+        typer.echo("error: give --namespace NS or --all-namespaces, not both", err=True)
+        raise typer.Exit(int(ExitCode.BAD_INPUT))
+    options = ServeOptions(
+        namespace=namespace,
+        kubeconfig=kubeconfig,
+        context=context,
+        workers=workers,
+        resync_seconds=resync,
+        health_address=health_address,
+        leader_elect=leader_elect,
+        lease_name=lease_name,
+        lease_namespace=lease_namespace,
+        lease_duration=lease_duration,
+        renew_deadline=renew_deadline,
+        retry_period=retry_period,
+        identity=identity,
+    )
+    raise typer.Exit(int(serve(options)))
+
+
 class Scenario(StrEnum):
     HEALTHY = "healthy"
     LATENCY = "latency"

@@ -121,6 +121,7 @@ class RolloutStatus(_Status):
     state: str | None = Field(
         None, description="the controller's full rollout state (JSON), resumed from on restart"
     )
+    writer: str | None = Field(None, description="the controller replica that wrote this status")
 
 
 # ---------------------------------------------------------------------------- building
