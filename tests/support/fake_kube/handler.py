@@ -171,12 +171,18 @@ class ApiHandler(BaseHTTPRequestHandler):
             return data
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-    @staticmethod
-    def _json(raw: bytes, required: bool = True) -> Any:
+    def _json(self, raw: bytes, required: bool = True) -> Any:
         if not raw.strip():
             if required:
                 raise bad_request("the request has no body")
             return None
+        media = self.headers.get("Content-Type", "application/json").split(";")[0].strip()
+        if not (media == "application/json" or media.endswith("+json")):
+            # The real server also takes protobuf (kubectl's typed commands such as `kubectl
+            # create namespace` send it); this fake speaks JSON only: use `kubectl apply`.
+            raise ApiError(
+                415, f"the fake API server takes JSON bodies only, not {media}: use kubectl apply"
+            )
         try:
             return json.loads(raw)
         except ValueError as exc:
