@@ -15,12 +15,47 @@ from kubernetes.client.rest import ApiException
 
 from tests.support.fake_kube import FakeApiServer
 from tests.support.fake_kube.kubectl import kubectl
+from tests.support.fake_kube.patching import merge_patch
 
 GROUP, VERSION, PLURAL = "rollout.mlops.dev", "v1alpha1", "modelrollouts"
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 
+VERSION_REF = {
+    "type": "object",
+    "required": ["version"],
+    "properties": {"version": {"type": "string"}},
+}
+ROLLOUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["spec"],
+    "properties": {
+        "spec": {
+            "type": "object",
+            "required": ["model", "baseline", "candidate"],
+            "properties": {
+                "model": {"type": "string", "pattern": "^[a-z][a-z0-9-]*$"},
+                "baseline": VERSION_REF,
+                "candidate": VERSION_REF,
+                "policy": {"type": "string", "default": "default"},
+                "router": {
+                    "type": "object",
+                    "properties": {"kind": {"type": "string", "enum": ["haproxy", "nop"]}},
+                    "x-kubernetes-preserve-unknown-fields": True,
+                },
+            },
+        },
+        "status": {
+            "type": "object",
+            "properties": {
+                "phase": {"type": "string"},
+                "step": {"type": "integer", "minimum": 0},
+                "message": {"type": "string"},
+            },
+        },
+    },
+}
 ROLLOUT_CRD: dict[str, Any] = {
     "apiVersion": "apiextensions.k8s.io/v1",
     "kind": "CustomResourceDefinition",
@@ -39,12 +74,7 @@ ROLLOUT_CRD: dict[str, Any] = {
                 "name": VERSION,
                 "served": True,
                 "storage": True,
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "x-kubernetes-preserve-unknown-fields": True,
-                    }
-                },
+                "schema": {"openAPIV3Schema": ROLLOUT_SCHEMA},
                 "subresources": {"status": {}},
                 "additionalPrinterColumns": [
                     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
@@ -243,6 +273,57 @@ def test_invalid_names_are_422(crs: client.CustomObjectsApi) -> None:
         create(crs, rollout("Not_A_Name"))
     assert caught.value.status == 422
     assert status_of(caught.value)["reason"] == "Invalid"
+
+
+def test_the_crd_schema_prunes_unknown_fields_and_sets_defaults(
+    crs: client.CustomObjectsApi,
+) -> None:
+    body = rollout("a")
+    body["spec"]["typo"] = "dropped"
+    body["spec"]["router"] = {"kind": "haproxy", "backend": "kept: the router preserves fields"}
+    body["unknownTopLevel"] = 1
+    created = create(crs, body)
+    assert "typo" not in created["spec"] and "unknownTopLevel" not in created
+    assert created["spec"]["router"]["backend"].startswith("kept")
+    assert created["spec"]["policy"] == "default"
+    status = crs.patch_namespaced_custom_object_status(
+        GROUP, VERSION, "default", PLURAL, "a", {"status": {"phase": "Paused", "bogus": True}}
+    )
+    assert status["status"] == {"phase": "Paused"}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"spec": {"candidate": None}}, "spec.candidate"),
+        ({"spec": {"model": "Not A Name"}}, "spec.model"),
+        ({"spec": {"router": {"kind": "istio"}}}, "spec.router.kind"),
+        ({"spec": {"baseline": "2.3.1"}}, "spec.baseline"),
+    ],
+)
+def test_the_crd_schema_refuses_invalid_objects_with_422(
+    crs: client.CustomObjectsApi, change: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ApiException) as on_create:
+        create(crs, merge_patch(rollout("a"), change))
+    assert on_create.value.status == 422
+    causes = status_of(on_create.value)["details"]["causes"]
+    assert [c["field"] for c in causes] == [field]
+    create(crs, rollout("a"))
+    with pytest.raises(ApiException) as on_patch:
+        crs.patch_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "a", change)
+    assert on_patch.value.status == 422
+    assert get(crs, "a")["spec"] == rollout("a")["spec"] | {"policy": "default"}
+
+
+def test_the_crd_schema_checks_status_writes(crs: client.CustomObjectsApi) -> None:
+    create(crs, rollout("a"))
+    with pytest.raises(ApiException) as caught:
+        crs.patch_namespaced_custom_object_status(
+            GROUP, VERSION, "default", PLURAL, "a", {"status": {"step": -1}}
+        )
+    assert caught.value.status == 422
+    assert "status.step" in status_of(caught.value)["message"]
 
 
 # ----------------------------------------------------------------------------- concurrency

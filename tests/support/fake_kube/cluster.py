@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.support.fake_kube import errors
+from tests.support.fake_kube import errors, schema
 from tests.support.fake_kube.errors import ApiError, bad_request
 from tests.support.fake_kube.kinds import Kind, Registry, kinds_from_crd
 from tests.support.fake_kube.patching import (
@@ -169,7 +169,11 @@ class Cluster:
             key = self.key(kind, namespace, name)
             if self.store.get(key) is not None:
                 raise errors.already_exists(kind.plural, kind.group, name)
-            return self.present(kind, self._put_new(kind, namespace or "", obj))
+            if kind.status_subresource:
+                obj.pop("status", None)
+            return self.present(
+                kind, self._put_new(kind, namespace or "", self._conform(kind, obj))
+            )
 
     def _put_new(self, kind: Kind, namespace: str, obj: Object) -> Object:
         meta = _meta(obj)
@@ -178,8 +182,6 @@ class Cluster:
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=now(), generation=1)
         if kind.namespaced:
             meta["namespace"] = namespace
-        if kind.status_subresource:
-            obj.pop("status", None)
         if kind.resource == _NAMESPACES:
             obj["status"] = {"phase": "Active"}
         if kind.resource == _CRDS:
@@ -318,7 +320,7 @@ class Cluster:
                 result.pop("status", None)
         else:
             result = self._main_write(kind, old, new)
-        self.present(kind, result)
+        result = self.present(kind, self._conform(kind, result))
         if self._content(kind, result) != self._content(kind, old):
             result["metadata"]["generation"] = old_meta.get("generation", 1) + 1
         result["metadata"]["resourceVersion"] = old_meta["resourceVersion"]
@@ -360,6 +362,18 @@ class Cluster:
                 "Forbidden: no new finalizers can be added if the object is being deleted",
             )
         return result
+
+    @staticmethod
+    def _conform(kind: Kind, obj: Object) -> Object:
+        """A custom resource as its CRD's schema has it: pruned, defaulted, valid (else 422)."""
+        if kind.schema is None:
+            return obj
+        pruned: Object = schema.prune(obj, kind.schema, root=True)
+        problems = schema.validate(pruned, kind.schema)
+        if problems:
+            name = obj["metadata"].get("name", "")
+            raise errors.invalid_fields(kind.kind, kind.group, name, problems)
+        return pruned
 
     @staticmethod
     def _content(kind: Kind, obj: Object) -> Object:

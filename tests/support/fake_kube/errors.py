@@ -105,11 +105,20 @@ def stale(resource: str, group: str, name: str) -> ApiError:
 
 
 def invalid(kind: str, group: str, name: str, field: str, message: str) -> ApiError:
-    details = {"name": name, "kind": kind, "causes": [{"field": field, "message": message}]}
+    return invalid_fields(kind, group, name, [(field, message)])
+
+
+def invalid_fields(kind: str, group: str, name: str, problems: list[tuple[str, str]]) -> ApiError:
+    """422 Invalid listing every (field, message), as the server words it."""
+    causes = [{"reason": "FieldValueInvalid", "field": f, "message": m} for f, m in problems]
+    details: dict[str, Any] = {"name": name, "kind": kind, "causes": causes}
     if group:
         details["group"] = group
     subject = f"{kind}.{group}" if group else kind
-    return ApiError(422, f'{subject} "{name}" is invalid: {field}: {message}', details=details)
+    listed = ", ".join(f"{f}: {m}" for f, m in problems)
+    if len(problems) > 1:
+        listed = f"[{listed}]"
+    return ApiError(422, f'{subject} "{name}" is invalid: {listed}', details=details)
 
 
 def expired(message: str) -> ApiError:

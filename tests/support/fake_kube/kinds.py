@@ -54,6 +54,8 @@ class Kind:
     categories: tuple[str, ...] = ()
     printer_columns: tuple[PrinterColumn, ...] = ()
     field_labels: frozenset[str] = field(default=NAME_FIELDS)
+    # A CRD version's openAPIV3Schema: custom resources are pruned and validated by it.
+    schema: dict[str, Any] | None = field(default=None, compare=False)
 
     @property
     def api_version(self) -> str:
@@ -126,6 +128,7 @@ def kinds_from_crd(crd: dict[str, Any]) -> list[Kind]:
                 short_names=tuple(names.get("shortNames", ())),
                 categories=tuple(names.get("categories", ())),
                 printer_columns=columns,
+                schema=(version.get("schema") or {}).get("openAPIV3Schema"),
             )
         )
     return kinds
