@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import ProtocolError
 
 from rollout.analysis.observation import MetricsSource, MetricsSourceError, Target
 from rollout.driver import policy_digest
@@ -274,7 +275,9 @@ class Controller:
                     continue
                 failures += 1
                 log.warning("watching ModelRollouts: %s", api_reason(exc))
-            except Exception as exc:  # the API unreachable, a broken stream: retry
+            except ProtocolError as exc:  # the server ended the stream: watch on from there
+                log.debug("watch ended: %s", exc)
+            except Exception as exc:  # the API unreachable: retry after a backoff
                 failures += 1
                 log.warning("watching ModelRollouts: %s", exc)
             if failures:
@@ -354,8 +357,8 @@ class Controller:
         entry = term.entries.get(key)
         if entry is not None:
             entry.wake_at = self.clock.now()  # due again as soon as the backoff ends
-        base = 0.05 if quick else 1.0
-        delay: float = min(base * 2.0 ** min(failures - 1, 12), MAX_BACKOFF)
+        base, most = (0.05, 2.0) if quick else (1.0, MAX_BACKOFF)
+        delay: float = min(base * 2.0 ** min(failures - 1, 12), most)
         return self.clock.now() + delay
 
     def _report_error(self, term: _Term, key: str, why: str | None) -> None:
@@ -470,8 +473,15 @@ class Controller:
                 why = refusal(request.action, state)
                 self._answer(term, key, obj, request, why)
                 event = _request_event(request) if why is None else Resumed()
+            elif key in term.entries:
+                event = Tick()  # the same rollout under a new generation (e.g. evidence)
             else:
-                event = Resumed() if key not in term.entries else Tick()
+                event = Resumed()
+                if not state.phase.decided:
+                    message = (
+                        f"resumed from status at step {state.step + 1}, weights {state.desired}"
+                    )
+                    self.recorder.record(obj, Notice(NORMAL, "Resumed", message))
         term.reconciler.track(rollout, event, state, version)
         term.entries[key] = _Entry(accepted.generation, now)
 

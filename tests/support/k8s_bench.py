@@ -22,6 +22,7 @@ from rollout.k8s.api import RolloutApi
 from rollout.k8s.controller import Controller, ControllerSettings, run_controller
 from rollout.k8s.crd import GROUP, PLURAL, VERSION, crd_document
 from rollout.k8s.leader import LeaderElector
+from rollout.spec import format_duration
 
 T = TypeVar("T")
 # Short holds and a look every 2 s: a healthy rollout takes about 20 s.
@@ -48,6 +49,8 @@ def rollout_document(
     """The ModelRollout a user would apply for this stack (inline fast policy by default)."""
     document: dict[str, Any] = stack.spec_document(name=name)
     document["metadata"] = {"name": name, "namespace": namespace}
+    router = document["spec"]["router"]
+    router["timeout"] = format_duration(router["timeout"])  # the CRD: '5s' or whole seconds
     document["spec"]["policy"] = FAST_POLICY if policy is None else policy
     return document
 
