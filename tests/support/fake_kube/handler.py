@@ -83,6 +83,11 @@ class ApiHttpServer(ThreadingHTTPServer):
         self._connections: set[Any] = set()
         self._connections_lock = threading.Lock()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up is no error of the server's; anything else is printed."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
     def track(self, connection: Any, open_: bool) -> None:
         with self._connections_lock:
             (self._connections.add if open_ else self._connections.discard)(connection)
@@ -199,7 +204,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             self._dispatch(split.path, query, raw)
         except ApiError as exc:
             self._send_json(exc.code, exc.status())
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:  # the client hung up, or the server is stopping
             self.close_connection = True
         except Exception as exc:  # a bug in the fake: say so loudly, answer like the server
             traceback.print_exc(file=sys.stderr)
@@ -420,11 +425,12 @@ class ApiHandler(BaseHTTPRequestHandler):
                 self._bookmark(kind, cursor, initial_end=False)
         except ApiError as exc:  # the history no longer reaches back: 410 as an ERROR event
             self._event("ERROR", exc.status())
-        except StoreClosed:
-            pass
+        except StoreClosed:  # the server stops: its sockets are being shut
+            self.close_connection = True
+            return
+        # The stream is complete: like the real server, keep the connection for the next request.
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
-        self.close_connection = True
 
     @staticmethod
     def _translate(change: Change, matches: Any) -> str | None:
