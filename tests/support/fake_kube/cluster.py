@@ -90,7 +90,7 @@ class Cluster:
             raise errors.not_found(kind.plural, kind.group, name)
         return self.present(kind, found)
 
-    def list(
+    def list_objects(
         self,
         kind: Kind,
         namespace: str | None,

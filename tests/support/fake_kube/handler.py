@@ -225,7 +225,8 @@ class ApiHandler(BaseHTTPRequestHandler):
             self._send_json(200, discovery.VERSION_INFO)
             return
         if segments == ["api"]:
-            address = f"{self.server.server_address[0]}:{self.server.server_address[1]}"
+            host, port = self.server.server_address[:2]
+            address = f"{host!s}:{port}"
             self._send_json(200, discovery.api_versions(address))
             return
         if segments == ["apis"]:
@@ -301,7 +302,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             limit = int(query.get("limit") or 0)
         except ValueError:
             raise bad_request(f"limit: invalid value {query['limit']!r}") from None
-        listed = cluster.list(
+        listed = cluster.list_objects(
             route.kind,
             route.namespace,
             *self._selectors(route, query),
@@ -387,7 +388,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         with cluster.store.lock:
             initial: list[dict[str, Any]] = []
             if requested in ("", "0") or initial_events:
-                listed = cluster.list(kind, route.namespace, labels, fields)
+                listed = cluster.list_objects(kind, route.namespace, labels, fields)
                 initial, cursor = listed["items"], int(listed["metadata"]["resourceVersion"])
             else:
                 cursor = self._revision(requested)
