@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import urllib3
 import yaml
 from kubernetes import client, config, dynamic, watch
 from kubernetes.client.rest import ApiException
@@ -764,6 +765,22 @@ def test_pages_of_a_list_are_one_snapshot_and_an_old_continue_is_410(
     assert rest["metadata"]["resourceVersion"] == page["metadata"]["resourceVersion"]
     assert not rest["metadata"].get("continue")
 
+    with FakeApiServer() as server, server.api_client() as api:
+        # Across namespaces, pages follow (namespace, name) order: none skipped or repeated.
+        core = client.CoreV1Api(api)
+        for namespace in ("a", "a-b"):
+            core.create_namespace({"metadata": {"name": namespace}})
+            for name in ("x", "y"):
+                core.create_namespaced_config_map(namespace, {"metadata": {"name": name}})
+        seen, token = [], None
+        while True:
+            page = core.list_config_map_for_all_namespaces(limit=1, _continue=token)
+            seen += [(c.metadata.namespace, c.metadata.name) for c in page.items]
+            token = page.metadata._continue
+            if not token:
+                break
+        assert seen == [("a", "x"), ("a", "y"), ("a-b", "x"), ("a-b", "y")]
+
     with FakeApiServer(history_limit=2) as small, small.api_client() as api:
         core = client.CoreV1Api(api)
         for name in "abc":
@@ -859,6 +876,30 @@ def test_fail_next_injects_errors_then_serves(
         503,
         200,
     ]
+
+
+def test_a_restart_keeps_the_port_and_the_objects_and_cuts_watches(
+    server: FakeApiServer, crs: client.CustomObjectsApi
+) -> None:
+    created = create(crs, rollout("a"))
+    url = server.url
+    stream = watch.Watch().stream(
+        crs.list_namespaced_custom_object, GROUP, VERSION, "default", PLURAL,
+        resource_version=created["metadata"]["resourceVersion"], timeout_seconds=60,
+    )  # fmt: skip
+    create(crs, rollout("b"))
+    assert next(stream)["object"]["metadata"]["name"] == "b"
+    server.stop()
+    with pytest.raises(urllib3.exceptions.ProtocolError):  # the stream is cut
+        next(stream)
+    with pytest.raises(urllib3.exceptions.MaxRetryError):  # connection refused while down
+        get(crs, "a")
+    server.start()
+    assert server.url == url
+    assert get(crs, "a")["metadata"]["uid"] == created["metadata"]["uid"]
+    create(crs, rollout("c"))
+    later = events_from(crs, created["metadata"]["resourceVersion"], 2)
+    assert [(t, n) for t, n, _ in later] == [("ADDED", "b"), ("ADDED", "c")]
 
 
 def test_the_kubeconfig_serves_the_python_client(server: FakeApiServer, tmp_path: Path) -> None:

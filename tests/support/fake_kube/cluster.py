@@ -101,7 +101,7 @@ class Cluster:
         exact_revision: int | None = None,
     ) -> Object:
         with self.store.lock:
-            after = ""
+            after: tuple[str, str] = ("", "")
             if continue_token:
                 revision, after = self._decode_continue(continue_token)
                 try:
@@ -132,19 +132,21 @@ class Cluster:
         }
 
     @staticmethod
-    def _position(obj: Object) -> str:
+    def _position(obj: Object) -> tuple[str, str]:
+        """Where an object is in list order (the store's key order)."""
         meta = obj["metadata"]
-        return f"{meta.get('namespace', '')}/{meta['name']}"
+        return (meta.get("namespace", ""), meta["name"])
 
     def _encode_continue(self, revision: int, last: Object) -> str:
         raw = json.dumps({"rv": revision, "start": self._position(last)})
         return base64.urlsafe_b64encode(raw.encode()).decode()
 
     @staticmethod
-    def _decode_continue(token: str) -> tuple[int, str]:
+    def _decode_continue(token: str) -> tuple[int, tuple[str, str]]:
         try:
             data = json.loads(base64.urlsafe_b64decode(token.encode()))
-            return int(data["rv"]), str(data["start"])
+            namespace, name = data["start"]
+            return int(data["rv"]), (str(namespace), str(name))
         except (ValueError, KeyError, TypeError):
             raise bad_request(f"invalid continue token {token!r}") from None
 

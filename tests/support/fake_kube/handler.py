@@ -34,6 +34,22 @@ class RecordedRequest(NamedTuple):
     status: int
 
 
+class RequestLog:
+    """Every answered request, oldest first; survives a restart of the server."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: list[RecordedRequest] = []
+
+    def add(self, entry: RecordedRequest) -> None:
+        with self._lock:
+            self._entries.append(entry)
+
+    def snapshot(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._entries)
+
+
 @dataclass
 class _Fault:
     method: str
@@ -73,13 +89,11 @@ class Route:
 class ApiHttpServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, cluster: Cluster, faults: Faults) -> None:
-        super().__init__(("127.0.0.1", 0), ApiHandler)
+    def __init__(self, cluster: Cluster, faults: Faults, log: RequestLog, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), ApiHandler)
         self.cluster = cluster
         self.faults = faults
-        self.log: list[RecordedRequest] = []
-        self.log_lock = threading.Lock()
-        self.stopping = threading.Event()
+        self.log = log
         self._connections: set[Any] = set()
         self._connections_lock = threading.Lock()
 
@@ -154,8 +168,7 @@ class ApiHandler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------------- plumbing
 
     def _record(self, status: int) -> None:
-        with self.server.log_lock:
-            self.server.log.append(RecordedRequest(self.command, urlsplit(self.path).path, status))
+        self.server.log.add(RecordedRequest(self.command, urlsplit(self.path).path, status))
 
     def _send_json(self, status: int, body: Any) -> None:
         data = json.dumps(body).encode()

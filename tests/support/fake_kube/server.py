@@ -10,7 +10,7 @@ import yaml
 from kubernetes import client
 
 from tests.support.fake_kube.cluster import Cluster
-from tests.support.fake_kube.handler import ApiHttpServer, Faults, RecordedRequest
+from tests.support.fake_kube.handler import ApiHttpServer, Faults, RecordedRequest, RequestLog
 from tests.support.fake_kube.kinds import Kind, Registry
 from tests.support.fake_kube.store import Store
 
@@ -18,13 +18,16 @@ from tests.support.fake_kube.store import Store
 class FakeApiServer:
     """An in-process Kubernetes API server for tests, driven only over HTTP (the official
     client, kubectl). `history_limit` is how many changes watches can replay: a watch or a
-    continued list from further back gets 410 Expired."""
+    continued list from further back gets 410 Expired. `stop()` then `start()` is an API
+    server restart: the same port and objects, open connections and watches cut."""
 
     def __init__(self, history_limit: int = 1000) -> None:
         self._store = Store(history_limit)
         self._registry = Registry()
         self._cluster = Cluster(self._store, self._registry)
         self._faults = Faults()
+        self._log = RequestLog()
+        self._port = 0
         self._http: ApiHttpServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -33,7 +36,9 @@ class FakeApiServer:
     def start(self) -> FakeApiServer:
         if self._http is not None:
             raise RuntimeError("the fake API server is already running")
-        self._http = ApiHttpServer(self._cluster, self._faults)
+        self._store.reopen()
+        self._http = ApiHttpServer(self._cluster, self._faults, self._log, self._port)
+        self._port = int(self._http.server_address[1])
         self._thread = threading.Thread(
             target=self._http.serve_forever, name="fake-kube-apiserver", daemon=True
         )
@@ -103,11 +108,8 @@ class FakeApiServer:
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        """(method, path, status) of every request answered so far, oldest first."""
-        if self._http is None:
-            return []
-        with self._http.log_lock:
-            return list(self._http.log)
+        """(method, URL path, status) of every request answered so far, oldest first."""
+        return self._log.snapshot()
 
     def serve_kind(
         self,

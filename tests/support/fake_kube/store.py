@@ -138,3 +138,7 @@ class Store:
         with self.lock:
             self._closed = True
             self._changed.notify_all()
+
+    def reopen(self) -> None:
+        with self.lock:
+            self._closed = False
