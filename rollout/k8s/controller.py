@@ -401,6 +401,8 @@ class Controller:
             return None
         if entry.wake_at > now:
             return entry.wake_at
+        if term.store.context(key).error:
+            term.store.set_context(key, error="")  # cleared by this reconcile's save
         before = term.reconciler.state(key)
         outcome = term.reconciler.reconcile(key)
         entry.wake_at = outcome.wake_at
@@ -443,6 +445,7 @@ class Controller:
             generation=accepted.generation,
             steps=len(accepted.policy.steps),
             problems=(),
+            error="",  # the last attempt's failure; this one writes its own
         )
         loaded = store.load(key)
         answered = store.context(key).request

@@ -6,6 +6,7 @@ whether that request can be carried out.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,7 @@ class Refused:
 
     @property
     def text(self) -> str:
-        return "; ".join(f"{p.path}: {p.message}" for p in self.problems)
+        return "\n".join(f"{p.path}: {p.message}" for p in self.problems)
 
 
 def generation_of(obj: Mapping[str, Any]) -> int:
@@ -63,7 +64,8 @@ def validate(obj: Mapping[str, Any]) -> Accepted | Refused:
     try:
         spec = spec_from_data(document, source)
     except SpecError as exc:
-        return Refused(tuple(exc.problems), generation)
+        inline = isinstance((obj.get("spec") or {}).get("policy"), Mapping)
+        return Refused(_policy_branch(exc.problems, inline), generation)
     policy = spec.spec.policy
     if isinstance(policy, Policy):
         return Accepted(spec, policy, generation)
@@ -83,6 +85,25 @@ def validate(obj: Mapping[str, Any]) -> Accepted | Refused:
             for p in exc.problems
         )
         return Refused(problems, generation)
+
+
+# `policy` is a name or an inline policy: pydantic reports both branches of the union, under
+# its tags (`spec.policy.str`, `spec.policy.function-after[..., Policy].steps`).
+_BRANCH_TAG = re.compile(r"\.function-after\[[^\]]*\]|\.Policy(?=\.|$)")
+
+
+def _policy_branch(problems: list[FieldProblem], inline: bool) -> tuple[FieldProblem, ...]:
+    """Only the problems of the branch the user wrote, under plain field paths."""
+    kept = []
+    for problem in problems:
+        path = problem.path
+        if path.startswith("spec.policy"):
+            is_name = path == "spec.policy.str"
+            if is_name == inline:
+                continue
+            path = "spec.policy" if is_name else _BRANCH_TAG.sub("", path)
+        kept.append(FieldProblem(path=path, message=problem.message))
+    return tuple(kept)
 
 
 # ---------------------------------------------------------------------------- requests

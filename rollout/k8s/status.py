@@ -199,7 +199,7 @@ def _wanted_conditions(
         "InvalidSpec",
         bool(problems),
         "SpecRefused" if problems else "SpecAccepted",
-        "; ".join(f"{p.path}: {p.message}" for p in problems),
+        "\n".join(f"{p.path}: {p.message}" for p in problems),
     )
     wanted = [invalid]
     if state is not None:

@@ -122,10 +122,11 @@ class ControllerThread:
         identity: str = "test",
         elector: LeaderElector | None = None,
         workers: int = 2,
+        watch_seconds: int = 30,
     ) -> None:
         self.controller = Controller(
             RolloutApi(api_client),
-            ControllerSettings(workers=workers, identity=identity, watch_seconds=30),
+            ControllerSettings(workers=workers, identity=identity, watch_seconds=watch_seconds),
             fence=elector.fence if elector is not None else _unfenced,
         )
         self.elector = elector
