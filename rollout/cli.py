@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -259,11 +259,61 @@ def run(
     raise typer.Exit(int(code))
 
 
+KubeconfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="FILE",
+        help="kubeconfig to use; default: $KUBECONFIG, ~/.kube/config, else in-cluster",
+    ),
+]
+
+
+NamespaceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--namespace", "-n", metavar="NS", help="a ModelRollout resource in NS (see --cluster)"
+    ),
+]
+ContextOption = Annotated[str | None, typer.Option(metavar="NAME", help="kubeconfig context")]
+ClusterFlag = Annotated[
+    bool,
+    typer.Option(
+        "--cluster",
+        help="act on the ModelRollout resource NAME through the controller (implied by "
+        "-n, --kubeconfig, --context); without: the local state of `rollout run`",
+    ),
+]
+
+
+def _cluster(
+    cluster: bool, namespace: str | None, kubeconfig: Path | None, context: str | None
+) -> Any:
+    """The cluster to act on (a `rollout.k8s.verbs.Cluster`), or None: act locally."""
+    if not (cluster or namespace or kubeconfig or context):
+        return None
+    from rollout.k8s.verbs import Cluster
+
+    return Cluster(kubeconfig=kubeconfig, context=context, namespace=namespace)
+
+
+def _on_cluster(
+    where: Any, name: str, action: Literal["promote", "abort", "retry"], reason: str, full: bool
+) -> None:
+    """A request to the controller on the ModelRollout `name`; exits with its answer."""
+    from rollout.k8s import verbs
+
+    code = verbs.request(where, name, action, reason=reason, full=full, console=console)
+    raise typer.Exit(int(code))
+
+
 @app.command("abort", cls=RolloutCommand)
 def abort(
     spec: Annotated[
         Path,
-        typer.Argument(metavar="SPEC", help="the ModelRollout YAML file it was started with"),
+        typer.Argument(
+            metavar="SPEC",
+            help="the ModelRollout YAML file it was started with; on a cluster, its name",
+        ),
     ],
     reason: Annotated[str, typer.Option(metavar="TEXT", help="why, for the report")] = (
         "aborted by a person"
@@ -272,13 +322,21 @@ def abort(
         Path, typer.Option(metavar="DIR", help="where the rollout's state is kept")
     ] = Path(".rollout"),
     report_dir: Annotated[Path | None, typer.Option(metavar="DIR", help=REPORT_DIR_HELP)] = None,
+    cluster: ClusterFlag = False,
+    namespace: NamespaceOption = None,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
 ) -> None:
     """Abort a paused or stopped rollout: all traffic back to the baseline, then the report.
 
     Exit codes: 0 all traffic confirmed on the baseline, 3 nothing to abort (no saved rollout,
     already promoted, rolled back or aborted) or a `rollout run` of it is still running, or a
-    usage error, 4 infrastructure.
+    usage error, 4 infrastructure. On a cluster (SPEC is the ModelRollout's name): 0 the
+    controller accepted it, 3 refused or no such rollout, 4 no controller answered.
     """
+    where = _cluster(cluster, namespace, kubeconfig, context)
+    if where is not None:
+        _on_cluster(where, str(spec), "abort", reason, False)
     from rollout.driver import abort_from_spec
 
     rollout_spec, policy = _load_spec(spec)
@@ -296,7 +354,10 @@ def abort(
 StateDir = Annotated[Path, typer.Option(metavar="DIR", help="where the rollouts' state is kept")]
 SpecArg = Annotated[
     Path,
-    typer.Argument(metavar="SPEC", help="the ModelRollout YAML file it was started with"),
+    typer.Argument(
+        metavar="SPEC",
+        help="the ModelRollout YAML file it was started with; on a cluster, its name",
+    ),
 ]
 
 
@@ -311,6 +372,10 @@ def promote(
     ),
     state_dir: StateDir = Path(".rollout"),
     report_dir: Annotated[Path | None, typer.Option(metavar="DIR", help=REPORT_DIR_HELP)] = None,
+    cluster: ClusterFlag = False,
+    namespace: NamespaceOption = None,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
 ) -> None:
     """Skip the rest of the analysis: the next step now, or with --full all traffic to the
     candidate now; confirmed by the router's read-back and recorded in the report.
@@ -319,8 +384,12 @@ def promote(
     with the analysis at the new step. Exit codes: 0 the new weights confirmed, 1 the router
     failed past the policy's limit and the rollout rolled back, 2 interrupted, 3 nothing to
     promote (no saved rollout, already promoted, rolled back or aborted) or a `rollout run` of
-    it is still running, or a usage error, 4 infrastructure.
+    it is still running, or a usage error, 4 infrastructure. On a cluster (SPEC is the
+    ModelRollout's name): 0 the controller accepted it, 3 refused, 4 no controller answered.
     """
+    where = _cluster(cluster, namespace, kubeconfig, context)
+    if where is not None:
+        _on_cluster(where, str(spec), "promote", reason, full)
     from rollout.driver import promote_from_spec
 
     rollout_spec, policy = _load_spec(spec)
@@ -344,14 +413,22 @@ def retry(
     ),
     state_dir: StateDir = Path(".rollout"),
     report_dir: Annotated[Path | None, typer.Option(metavar="DIR", help=REPORT_DIR_HELP)] = None,
+    cluster: ClusterFlag = False,
+    namespace: NamespaceOption = None,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
 ) -> None:
     """Start a rolled-back, paused or aborted rollout again from step 1 and run it to its
     decision; the earlier attempt's state is archived (`rollout list` shows it).
 
     Exit codes as for `run`: 0 promoted, 1 rolled back, 2 paused or interrupted, 3 nothing to
     retry (no saved rollout, promoted, or still progressing) or a `rollout run` of it is still
-    running, or a usage error, 4 infrastructure.
+    running, or a usage error, 4 infrastructure. On a cluster (SPEC is the ModelRollout's
+    name): 0 the controller accepted it, 3 refused, 4 no controller answered.
     """
+    where = _cluster(cluster, namespace, kubeconfig, context)
+    if where is not None:
+        _on_cluster(where, str(spec), "retry", reason, False)
     from rollout.driver import retry_from_spec
 
     rollout_spec, policy = _load_spec(spec)
@@ -380,6 +457,10 @@ def status(
         float,
         typer.Option(min=0, metavar="SECONDS", help="stop waiting after this long; 0: no limit"),
     ] = 0.0,
+    cluster: ClusterFlag = False,
+    namespace: NamespaceOption = None,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
 ) -> None:
     """A rollout's phase, step, weights, latest numbers and what happens next; waits while a
     `rollout run` drives it, as `kubectl argo rollouts status` does (--watch prints each change).
@@ -388,17 +469,41 @@ def status(
     `rollout run` driving it, 3 no such rollout or a usage error, 4 still progressing when
     --timeout ran out.
     """
+    where = _cluster(cluster, namespace, kubeconfig, context)
+    if where is not None:
+        from rollout.k8s import verbs
+
+        if name is None:
+            typer.echo("error: name the ModelRollout (rollout status NAME -n NS)", err=True)
+            raise typer.Exit(int(ExitCode.BAD_INPUT))
+        code = verbs.status(where, name, watch=watch, timeout=timeout, console=console)
+        raise typer.Exit(int(code))
     from rollout.lifecycle import status as show
 
     raise typer.Exit(int(show(state_dir, name, watch=watch, timeout=timeout, console=console)))
 
 
 @app.command("list", cls=RolloutCommand)
-def list_command(state_dir: StateDir = Path(".rollout")) -> None:
+def list_command(
+    state_dir: StateDir = Path(".rollout"),
+    cluster: ClusterFlag = False,
+    namespace: NamespaceOption = None,
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="ModelRollouts of every namespace")
+    ] = False,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
+) -> None:
     """Current and past (archived) rollouts: outcome, when, the report and the state file.
 
-    Exit codes: 0 listed (also when there are none), 3 a usage error.
+    On a cluster: the ModelRollouts with their phase, versions, step and weights.
+    Exit codes: 0 listed (also when there are none), 3 a usage error, 4 the API failed.
     """
+    where = _cluster(cluster or all_namespaces, namespace, kubeconfig, context)
+    if where is not None:
+        from rollout.k8s import verbs
+
+        raise typer.Exit(int(verbs.list_rollouts(where, all_namespaces, console)))
     from rollout.lifecycle import list_rollouts
 
     raise typer.Exit(int(list_rollouts(state_dir, console)))
@@ -414,15 +519,6 @@ def crd() -> None:
     from rollout.k8s.crd import crd_yaml
 
     typer.echo(crd_yaml(), nl=False)
-
-
-KubeconfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        metavar="FILE",
-        help="kubeconfig to use; default: $KUBECONFIG, ~/.kube/config, else in-cluster",
-    ),
-]
 
 
 @app.command("controller", cls=RolloutCommand)
