@@ -277,7 +277,7 @@ class Cluster:
         subresource: str = "",
     ) -> Object:
         if content_type == STRATEGIC_MERGE_PATCH and kind.custom:
-            raise self._unsupported_patch(content_type)
+            raise self._unsupported_patch(kind, content_type)
         with self.store.lock:
             old = self.get(kind, namespace, name)
             if content_type == MERGE_PATCH:
@@ -287,17 +287,19 @@ class Cluster:
             elif content_type == STRATEGIC_MERGE_PATCH:
                 patched = strategic_merge_patch(old, patch)
             else:
-                raise self._unsupported_patch(content_type)
+                raise self._unsupported_patch(kind, content_type)
             if not isinstance(patched, dict):
                 raise bad_request("the patched document is not a JSON object")
             return self._write(kind, old, patched, subresource)
 
     @staticmethod
-    def _unsupported_patch(content_type: str) -> ApiError:
+    def _unsupported_patch(kind: Kind, content_type: str) -> ApiError:
+        """415, naming the patch types this kind takes (server-side apply is not served)."""
+        accepted = [JSON_PATCH, MERGE_PATCH] + ([] if kind.custom else [STRATEGIC_MERGE_PATCH])
         return ApiError(
             415,
             f"the body of the request was in an unknown format ({content_type}) - accepted media "
-            f"types include: {JSON_PATCH}, {MERGE_PATCH}",
+            f"types include: {', '.join(accepted)}",
         )
 
     def _write(self, kind: Kind, old: Object, new: Object, subresource: str) -> Object:
