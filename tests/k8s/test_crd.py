@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import re
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 from typer.testing import CliRunner
 
+from rollout.analysis.observation import Target
 from rollout.cli import app
+from rollout.k8s.api import RolloutApi
 from rollout.k8s.crd import crd_document, crd_yaml
+from rollout.k8s.store import StatusStore
+from rollout.routers.base import Weights
 from rollout.spec import RolloutBody
+from rollout.state import Phase, RolloutState
+from tests.support.fake_kube import FakeApiServer
+from tests.support.fake_kube.kubectl import kubectl
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 # What a JSONSchemaProps of apiextensions.k8s.io/v1 may hold (a structural schema's keys).
@@ -100,3 +109,47 @@ def test_the_yaml_has_no_anchors_and_reads_back_as_the_document() -> None:
     text = crd_yaml()
     assert "&id" not in text and "*id" not in text
     assert yaml.safe_load(text) == crd_document()
+
+
+def test_kubectl_applies_the_manifest_and_get_shows_the_printer_columns(tmp_path: Path) -> None:
+    with FakeApiServer() as api:
+        kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
+        applied = kubectl(kubeconfig, "apply", "-f", str(ROOT / "manifests" / "crd.yaml"))
+        assert applied.returncode == 0, applied.stderr
+        document = {
+            "apiVersion": "rollout.mlops.dev/v1alpha1",
+            "kind": "ModelRollout",
+            "metadata": {"name": "fraud", "namespace": "default"},
+            "spec": {
+                "model": "fraud-detector",
+                "baseline": {"version": "v1"},
+                "candidate": {"version": "v2"},
+                "router": {"kind": "nop"},
+                "prometheus": {"url": "http://prometheus:9090", "timeout": "5s"},
+                "policy": "default",
+            },
+        }
+        created = kubectl(kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(document))
+        assert created.returncode == 0, created.stderr
+        # The status a controller writes at step 2 of 3, through the store.
+        store = StatusStore(RolloutApi(api.api_client()), time.time)
+        store.set_context("default/fraud", generation=1, steps=3)
+        target = Target("fraud-detector", "v1", "v2")
+        state = replace(
+            RolloutState.new("fraud", target, "digest", time.time()),
+            phase=Phase.PROGRESSING,
+            step=1,
+            desired=Weights.candidate_share(25),
+            confirmed=True,
+            message="step 2/3 (75/25): holding",
+        )
+        loaded = store.load("default/fraud")
+        assert loaded is None  # no state yet
+        store.save("default/fraud", state, None)
+        shown = kubectl(kubeconfig, "get", "modelrollouts")
+        wide = kubectl(kubeconfig, "get", "mro", "-o", "wide")
+    assert shown.returncode == 0, shown.stderr
+    header, row = shown.stdout.splitlines()
+    assert header.split() == ["NAME", "PHASE", "CANDIDATE", "STEP", "WEIGHTS", "AGE"]
+    assert row.split()[:5] == ["fraud", "Progressing", "v2", "2", "75/25"]
+    assert "BASELINE" in wide.stdout and "step 2/3 (75/25): holding" in wide.stdout
