@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -260,11 +260,61 @@ def run(
     raise typer.Exit(int(code))
 
 
+KubeconfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="FILE",
+        help="kubeconfig to use; default: $KUBECONFIG, ~/.kube/config, else in-cluster",
+    ),
+]
+
+
+NamespaceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--namespace", "-n", metavar="NS", help="a ModelRollout resource in NS (see --cluster)"
+    ),
+]
+ContextOption = Annotated[str | None, typer.Option(metavar="NAME", help="kubeconfig context")]
+ClusterFlag = Annotated[
+    bool,
+    typer.Option(
+        "--cluster",
+        help="act on the ModelRollout resource NAME through the controller (implied by "
+        "-n, --kubeconfig, --context); without: the local state of `rollout run`",
+    ),
+]
+
+
+def _cluster(
+    cluster: bool, namespace: str | None, kubeconfig: Path | None, context: str | None
+) -> Any:
+    """The cluster to act on (a `rollout.k8s.verbs.Cluster`), or None: act locally."""
+    if not (cluster or namespace or kubeconfig or context):
+        return None
+    from rollout.k8s.verbs import Cluster
+
+    return Cluster(kubeconfig=kubeconfig, context=context, namespace=namespace)
+
+
+def _on_cluster(
+    where: Any, name: str, action: Literal["promote", "abort", "retry"], reason: str, full: bool
+) -> None:
+    """A request to the controller on the ModelRollout `name`; exits with its answer."""
+    from rollout.k8s import verbs
+
+    code = verbs.request(where, name, action, reason=reason, full=full, console=console)
+    raise typer.Exit(int(code))
+
+
 @app.command("abort", cls=RolloutCommand)
 def abort(
     spec: Annotated[
         Path,
-        typer.Argument(metavar="SPEC", help="the ModelRollout YAML file it was started with"),
+        typer.Argument(
+            metavar="SPEC",
+            help="the ModelRollout YAML file it was started with; on a cluster, its name",
+        ),
     ],
     reason: Annotated[str, typer.Option(metavar="TEXT", help="why, for the report")] = (
         "aborted by a person"
@@ -273,13 +323,21 @@ def abort(
         Path, typer.Option(metavar="DIR", help="where the rollout's state is kept")
     ] = Path(".rollout"),
     report_dir: Annotated[Path | None, typer.Option(metavar="DIR", help=REPORT_DIR_HELP)] = None,
+    cluster: ClusterFlag = False,
+    namespace: NamespaceOption = None,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
 ) -> None:
     """Abort a paused or stopped rollout: all traffic back to the baseline, then the report.
 
     Exit codes: 0 all traffic confirmed on the baseline, 3 nothing to abort (no saved rollout,
     already promoted, rolled back or aborted) or a `rollout run` of it is still running, or a
-    usage error, 4 infrastructure.
+    usage error, 4 infrastructure. On a cluster (SPEC is the ModelRollout's name): 0 the
+    controller accepted it, 3 refused or no such rollout, 4 no controller answered.
     """
+    where = _cluster(cluster, namespace, kubeconfig, context)
+    if where is not None:
+        _on_cluster(where, str(spec), "abort", reason, False)
     from rollout.driver import abort_from_spec
 
     rollout_spec, policy = _load_spec(spec)
@@ -297,7 +355,10 @@ def abort(
 StateDir = Annotated[Path, typer.Option(metavar="DIR", help="where the rollouts' state is kept")]
 SpecArg = Annotated[
     Path,
-    typer.Argument(metavar="SPEC", help="the ModelRollout YAML file it was started with"),
+    typer.Argument(
+        metavar="SPEC",
+        help="the ModelRollout YAML file it was started with; on a cluster, its name",
+    ),
 ]
 
 
@@ -312,6 +373,10 @@ def promote(
     ),
     state_dir: StateDir = Path(".rollout"),
     report_dir: Annotated[Path | None, typer.Option(metavar="DIR", help=REPORT_DIR_HELP)] = None,
+    cluster: ClusterFlag = False,
+    namespace: NamespaceOption = None,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
 ) -> None:
     """Skip the rest of the analysis: the next step now, or with --full all traffic to the
     candidate now; confirmed by the router's read-back and recorded in the report.
@@ -320,8 +385,12 @@ def promote(
     with the analysis at the new step. Exit codes: 0 the new weights confirmed, 1 the router
     failed past the policy's limit and the rollout rolled back, 2 interrupted, 3 nothing to
     promote (no saved rollout, already promoted, rolled back or aborted) or a `rollout run` of
-    it is still running, or a usage error, 4 infrastructure.
+    it is still running, or a usage error, 4 infrastructure. On a cluster (SPEC is the
+    ModelRollout's name): 0 the controller accepted it, 3 refused, 4 no controller answered.
     """
+    where = _cluster(cluster, namespace, kubeconfig, context)
+    if where is not None:
+        _on_cluster(where, str(spec), "promote", reason, full)
     from rollout.driver import promote_from_spec
 
     rollout_spec, policy = _load_spec(spec)
@@ -345,14 +414,22 @@ def retry(
     ),
     state_dir: StateDir = Path(".rollout"),
     report_dir: Annotated[Path | None, typer.Option(metavar="DIR", help=REPORT_DIR_HELP)] = None,
+    cluster: ClusterFlag = False,
+    namespace: NamespaceOption = None,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
 ) -> None:
     """Start a rolled-back, paused or aborted rollout again from step 1 and run it to its
     decision; the earlier attempt's state is archived (`rollout list` shows it).
 
     Exit codes as for `run`: 0 promoted, 1 rolled back, 2 paused or interrupted, 3 nothing to
     retry (no saved rollout, promoted, or still progressing) or a `rollout run` of it is still
-    running, or a usage error, 4 infrastructure.
+    running, or a usage error, 4 infrastructure. On a cluster (SPEC is the ModelRollout's
+    name): 0 the controller accepted it, 3 refused, 4 no controller answered.
     """
+    where = _cluster(cluster, namespace, kubeconfig, context)
+    if where is not None:
+        _on_cluster(where, str(spec), "retry", reason, False)
     from rollout.driver import retry_from_spec
 
     rollout_spec, policy = _load_spec(spec)
@@ -381,6 +458,10 @@ def status(
         float,
         typer.Option(min=0, metavar="SECONDS", help="stop waiting after this long; 0: no limit"),
     ] = 0.0,
+    cluster: ClusterFlag = False,
+    namespace: NamespaceOption = None,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
 ) -> None:
     """A rollout's phase, step, weights, latest numbers and what happens next; waits while a
     `rollout run` drives it, as `kubectl argo rollouts status` does (--watch prints each change).
@@ -389,20 +470,139 @@ def status(
     `rollout run` driving it, 3 no such rollout or a usage error, 4 still progressing when
     --timeout ran out.
     """
+    where = _cluster(cluster, namespace, kubeconfig, context)
+    if where is not None:
+        from rollout.k8s import verbs
+
+        if name is None:
+            typer.echo("error: name the ModelRollout (rollout status NAME -n NS)", err=True)
+            raise typer.Exit(int(ExitCode.BAD_INPUT))
+        code = verbs.status(where, name, watch=watch, timeout=timeout, console=console)
+        raise typer.Exit(int(code))
     from rollout.lifecycle import status as show
 
     raise typer.Exit(int(show(state_dir, name, watch=watch, timeout=timeout, console=console)))
 
 
 @app.command("list", cls=RolloutCommand)
-def list_command(state_dir: StateDir = Path(".rollout")) -> None:
+def list_command(
+    state_dir: StateDir = Path(".rollout"),
+    cluster: ClusterFlag = False,
+    namespace: NamespaceOption = None,
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="ModelRollouts of every namespace")
+    ] = False,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
+) -> None:
     """Current and past (archived) rollouts: outcome, when, the report and the state file.
 
-    Exit codes: 0 listed (also when there are none), 3 a usage error.
+    On a cluster: the ModelRollouts with their phase, versions, step and weights.
+    Exit codes: 0 listed (also when there are none), 3 a usage error, 4 the API failed.
     """
+    where = _cluster(cluster or all_namespaces, namespace, kubeconfig, context)
+    if where is not None:
+        from rollout.k8s import verbs
+
+        raise typer.Exit(int(verbs.list_rollouts(where, all_namespaces, console)))
     from rollout.lifecycle import list_rollouts
 
     raise typer.Exit(int(list_rollouts(state_dir, console)))
+
+
+@app.command("crd", cls=RolloutCommand)
+def crd() -> None:
+    """Print the ModelRollout CustomResourceDefinition (YAML), generated from the spec's models.
+
+    `rollout crd | kubectl apply -f -` installs it; manifests/crd.yaml is this output.
+    Exit codes: 0 printed, 3 a usage error.
+    """
+    from rollout.k8s.crd import crd_yaml
+
+    typer.echo(crd_yaml(), nl=False)
+
+
+@app.command("controller", cls=RolloutCommand)
+def controller(
+    namespace: Annotated[
+        str | None,
+        typer.Option("--namespace", "-n", metavar="NS", help="watch ModelRollouts in NS only"),
+    ] = None,
+    all_namespaces: Annotated[
+        bool,
+        typer.Option("--all-namespaces", "-A", help="watch every namespace (the default)"),
+    ] = False,
+    kubeconfig: KubeconfigOption = None,
+    context: Annotated[str | None, typer.Option(metavar="NAME", help="kubeconfig context")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, metavar="N", help="rollouts reconciled at once")
+    ] = 4,
+    resync: Annotated[
+        float,
+        typer.Option(min=1, metavar="SECONDS", help="every rollout is looked at again this often"),
+    ] = 300.0,
+    health_address: Annotated[
+        str,
+        typer.Option(
+            metavar="HOST:PORT",
+            help="serve /healthz and /readyz here (':8081': every interface); '' for none",
+        ),
+    ] = ":8081",
+    leader_elect: Annotated[
+        bool,
+        typer.Option(
+            "--leader-elect/--no-leader-elect",
+            help="act only while holding the Lease (for several replicas)",
+        ),
+    ] = True,
+    lease_name: Annotated[str, typer.Option(metavar="NAME", help="the Lease's name")] = (
+        "rollout-controller"
+    ),
+    lease_namespace: Annotated[
+        str | None,
+        typer.Option(metavar="NS", help="the Lease's namespace; default: $POD_NAMESPACE, NS"),
+    ] = None,
+    lease_duration: Annotated[
+        int, typer.Option(min=1, metavar="SECONDS", help="a follower's wait on a silent leader")
+    ] = 15,
+    renew_deadline: Annotated[
+        float,
+        typer.Option(metavar="SECONDS", help="a leader that has not renewed this long stops"),
+    ] = 10.0,
+    retry_period: Annotated[
+        float, typer.Option(metavar="SECONDS", help="between attempts to acquire or renew")
+    ] = 2.0,
+    identity: Annotated[
+        str, typer.Option(metavar="ID", help="this replica's name; default: host-pid-random")
+    ] = "",
+) -> None:
+    """Run the in-cluster controller: drive every ModelRollout resource to its decision.
+
+    State lives in each resource's status (resumed from after a restart); Events say every
+    step, promotion, rollback, pause and abort. SIGTERM lets running steps finish, releases
+    the Lease and exits 0. Exit codes: 0 stopped, 3 bad options or kubeconfig.
+    """
+    from rollout.k8s.serve import ServeOptions, serve
+
+    if namespace is not None and all_namespaces:
+        typer.echo("error: give --namespace NS or --all-namespaces, not both", err=True)
+        raise typer.Exit(int(ExitCode.BAD_INPUT))
+    options = ServeOptions(
+        namespace=namespace,
+        kubeconfig=kubeconfig,
+        context=context,
+        workers=workers,
+        resync_seconds=resync,
+        health_address=health_address,
+        leader_elect=leader_elect,
+        lease_name=lease_name,
+        lease_namespace=lease_namespace,
+        lease_duration=lease_duration,
+        renew_deadline=renew_deadline,
+        retry_period=retry_period,
+        identity=identity,
+    )
+    raise typer.Exit(int(serve(options)))
 
 
 class Scenario(StrEnum):

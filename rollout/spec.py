@@ -501,13 +501,17 @@ def load_policy(name_or_path: str, relative_to: Path | None = None) -> Policy:
     return policy_from_data(read_yaml(path), str(path))
 
 
+def spec_from_data(data: Any, source: str) -> RolloutSpec:
+    """A ModelRollout document already parsed (a file's YAML, a resource read from the API)."""
+    try:
+        return RolloutSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(source, _problems(exc)) from None
+
+
 def load_spec(path: Path) -> tuple[RolloutSpec, Policy]:
     """Read a ModelRollout file and the policy it names; raise SpecError on any problem."""
-    data = read_yaml(path)
-    try:
-        spec = RolloutSpec.model_validate(data)
-    except ValidationError as exc:
-        raise SpecError(str(path), _problems(exc)) from None
+    spec = spec_from_data(read_yaml(path), str(path))
     policy = spec.spec.policy
     if isinstance(policy, str):
         policy = load_policy(policy, relative_to=path.parent)

@@ -1,0 +1,107 @@
+"""`rollout controller`: the process around `Controller`: the client, leader election, the
+health endpoints, logging, and SIGTERM (stop taking work, let running steps finish, release
+the lease, exit 0)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from rollout.exit_codes import ExitCode
+from rollout.k8s.api import KubeConfigError, RolloutApi, connect
+from rollout.k8s.controller import Controller, ControllerSettings, run_controller
+from rollout.k8s.health import HealthServer, parse_address
+from rollout.k8s.leader import LeaderElector, LeaseSettings, default_identity
+
+log = logging.getLogger("rollout.controller")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    namespace: str | None
+    kubeconfig: Path | None
+    context: str | None
+    workers: int
+    resync_seconds: float
+    health_address: str  # "" for none
+    leader_elect: bool
+    lease_name: str
+    lease_namespace: str | None
+    lease_duration: int
+    renew_deadline: float
+    retry_period: float
+    identity: str
+
+
+def serve(options: ServeOptions) -> ExitCode:
+    logging.basicConfig(
+        level=os.environ.get("ROLLOUT_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    identity = options.identity or default_identity()
+    try:
+        api_client = connect(options.kubeconfig, options.context)
+        lease = None
+        if options.leader_elect:
+            lease = LeaseSettings(
+                namespace=options.lease_namespace
+                or os.environ.get("POD_NAMESPACE")
+                or options.namespace
+                or "default",
+                name=options.lease_name,
+                identity=identity,
+                duration=options.lease_duration,
+                renew_deadline=options.renew_deadline,
+                retry_period=options.retry_period,
+            )
+        address = parse_address(options.health_address) if options.health_address else None
+    except (KubeConfigError, ValueError) as exc:
+        log.error("%s", exc)
+        return ExitCode.BAD_INPUT
+    elector = LeaderElector(api_client, lease) if lease is not None else None
+    controller = Controller(
+        RolloutApi(api_client),
+        ControllerSettings(
+            namespace=options.namespace,
+            workers=options.workers,
+            resync_seconds=options.resync_seconds,
+            identity=identity,
+        ),
+        fence=elector.fence if elector is not None else _unfenced,
+    )
+    health = None
+    if address is not None:
+        try:
+            health = HealthServer(
+                address, {"/healthz": controller.alive, "/readyz": controller.ready}
+            ).start()
+        except OSError as exc:
+            log.error("cannot serve health endpoints on %s: %s", options.health_address, exc)
+            return ExitCode.BAD_INPUT
+        log.info("health endpoints on port %d: /healthz, /readyz", health.port)
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        log.info("SIGTERM: finishing running steps, then stopping")
+        controller.stop()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_sigterm)
+        signal.signal(signal.SIGINT, on_sigterm)
+    where = options.namespace or "all namespaces"
+    log.info("controller %s watching ModelRollouts in %s", identity, where)
+    try:
+        run_controller(controller, elector)
+    finally:
+        if health is not None:
+            health.stop()
+    log.info("controller %s stopped", identity)
+    return ExitCode.PROMOTED
+
+
+def _unfenced() -> None:
+    return None
