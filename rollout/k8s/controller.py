@@ -52,6 +52,7 @@ from rollout.k8s.resource import (
 from rollout.k8s.status import RequestStatus
 from rollout.k8s.store import RolloutGone, StatusStore
 from rollout.reconcile import (
+    ASKED_FOR_LOOK,
     Clock,
     EvidenceSettings,
     Outcome,
@@ -195,8 +196,15 @@ class Controller:
     def lead(self) -> None:
         """Start acting: a fresh term whose queue holds every cached key."""
         store = StatusStore(self.api, self.clock.now, self.fence, self.settings.identity)
-        reconciler = Reconciler(store, self.clock)
-        scheduler = Scheduler(self._step, self.clock, workers=max(1, self.settings.workers))
+        # Batched looks: the rollouts due at one moment ask, then one query per signal reads
+        # them all (per Prometheus), however many there are.
+        reconciler = Reconciler(store, self.clock, batch_looks=True)
+        scheduler = Scheduler(
+            self._step,
+            self.clock,
+            workers=max(1, self.settings.workers),
+            on_idle=reconciler.read_looks,
+        )
         term = _Term(reconciler, store, scheduler)
         with self._term_lock:
             self._term = term
@@ -399,7 +407,7 @@ class Controller:
         now = self.clock.now()
         if entry.wake_at is None:
             return None
-        if entry.wake_at > now:
+        if now < entry.wake_at != ASKED_FOR_LOOK:  # an asked look may have been answered
             return entry.wake_at
         if term.store.context(key).error:
             term.store.set_context(key, error="")  # cleared by this reconcile's save

@@ -106,7 +106,11 @@ def test_a_controller_killed_mid_rollout_is_resumed_at_the_same_step_by_the_next
     api_client = api.api_client()
     create(api_client, rollout_document(stack, "fraud", TWO_STEPS))
     with controller_process(kubeconfig, tmp_path / "first.log", "--no-leader-elect") as first:
-        wait_for("step 2 confirmed", lambda: at_step_two(api_client))
+        # Killed once step 2 is confirmed and announced (an Event follows its status write).
+        wait_for(
+            "step 2 confirmed and announced",
+            lambda: at_step_two(api_client) and reasons(api_client, "fraud").count("Step") == 2,
+        )
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=30)
     at_kill = status(api_client, "fraud")
