@@ -243,15 +243,22 @@ def _decode(kind: Any, value: Any) -> Any:
 
 
 class LookPacker:
-    """Packs a history, keeping the rows: when the next history only adds looks (the engine
-    appends; the earlier Observation objects stay the same), only the new ones are packed,
-    so a save costs its new look, not the whole rollout."""
+    """Packs a history, keeping the work: when the next history only adds looks (the engine
+    appends; the earlier Observation objects stay the same), only the new ones are encoded
+    and fed to the running compressor, so a save costs its new look, not the whole rollout.
+    The bytes are those of packing the history afresh (the same rows in the same calls)."""
 
     def __init__(self) -> None:
-        self._history: tuple[Observation, ...] = ()
-        self._rows: list[list[Any]] = []
-        self._layouts: dict[tuple[float, ...], int] = {}
+        self._start((), {})
         self._lock = threading.Lock()
+
+    def _start(
+        self, history: tuple[Observation, ...], layouts: dict[tuple[float, ...], int]
+    ) -> None:
+        self._history = history
+        self._layouts = layouts
+        self._compressor = zlib.compressobj(6)
+        self._compressed = [self._compressor.compress(b"[")]
 
     def pack(self, history: Sequence[Observation]) -> dict[str, Any]:
         with self._lock:
@@ -259,13 +266,22 @@ class LookPacker:
             if len(history) < kept or any(
                 a is not b for a, b in zip(history, self._history, strict=False)
             ):
-                self._history, self._rows, self._layouts, kept = (), [], {}, 0
-            self._rows.extend(_pack_look(look, self._layouts) for look in history[kept:])
+                self._start((), {})
+                kept = 0
+            for index in range(kept, len(history)):
+                row = json.dumps(
+                    _pack_look(history[index], self._layouts),
+                    separators=(",", ":"),
+                    allow_nan=False,
+                )
+                comma = b"," if index else b""
+                self._compressed.append(self._compressor.compress(comma + row.encode()))
             self._history = tuple(history)
-            text = json.dumps(self._rows, separators=(",", ":"), allow_nan=False)
+            ending = self._compressor.copy()
+            data = b"".join(self._compressed) + ending.compress(b"]") + ending.flush()
             return {
                 "layouts": [_encode(layout) for layout in self._layouts],
-                "looks": b64encode(zlib.compress(text.encode(), 6)).decode("ascii"),
+                "looks": b64encode(data).decode("ascii"),
             }
 
 

@@ -334,6 +334,37 @@ def test_packed_looks_are_exact() -> None:
     assert [type(b.count) for b in back.history[1].baseline.buckets or ()] == [int] * 4
 
 
+def test_a_save_packs_only_its_new_looks_into_the_bytes_a_fresh_pack_gives(
+    tmp_path: Path,
+) -> None:
+    """Saving a rollout look after look (the engine appends to the same history) writes the
+    same file as saving its final state once; a history that is not an extension is packed
+    afresh."""
+    store = LocalStateStore(tmp_path)
+    grown: list[Observation] = []
+    version = None
+    for i in range(6):
+        grown.append(
+            Observation(
+                T0 + 10 * i,
+                T0 + 10 * (i + 1),
+                VersionCounts(10 + i, i, (Bucket(0.1, 4), Bucket(math.inf, 10 + i))),
+                VersionCounts(3, 0, None),
+            )
+        )
+        version = store.save("default-iris", replace(full_state(0), history=tuple(grown)), version)
+    packed_along = store.file("default-iris").path.read_text()
+    fresh = LocalStateStore(tmp_path / "fresh")
+    fresh.save("default-iris", replace(full_state(0), history=tuple(grown)), None)
+    assert packed_along.replace('"version": 6', '"version": 1') == (
+        fresh.file("default-iris").path.read_text()
+    )
+    other = (grown[0], grown[2])  # not an extension of what was packed
+    version = store.save("default-iris", replace(full_state(0), history=other), version)
+    loaded = store.load("default-iris")
+    assert loaded is not None and loaded[0].history == other
+
+
 def test_120_looks_on_the_kits_buckets_fit_in_64_kb() -> None:
     """The state of a 120-look rollout on the instrumentation kit's 64 buckets, judged look
     by look as the engine does, stays under 64 KB of JSON (a Kubernetes object must hold
