@@ -9,7 +9,8 @@ None and `Observation.problems` says which query came back empty, NaN or +Inf fo
 version. No message, log line or repr carries a secret.
 
 Batched. `observe_many(targets, start, end)` sends two queries whatever the number of
-targets (rollouts) on this Prometheus: the requests counter and the histogram's
+targets (rollouts) on this Prometheus (two more per `COLD_BATCH` targets whose look does not
+chain to their last one, see `last_samples.py`): the requests counter and the histogram's
 `_bucket` series of every target's model and versions (`queries.batch_queries`), split
 by (model, version) in Python. Custom metrics stay one query per version per target.
 `SourceRegistry` hands out one source per (url, credentials, metric names, custom
@@ -76,6 +77,10 @@ from rollout.spec import CustomMetric, MetricNames, PrometheusConfig
 _Series = Series
 __all__ = ["PrometheusSource", "SourceRegistry", "is_victoria_metrics", "shared_source"]
 PerTarget = float | Mapping[Target, float]  # one value for every target, or one each
+# Targets read with the staleness period's samples (a first look) share a query this many
+# at a time: 21 samples a series at a 15 s scrape, so 1000 new rollouts in one answer would
+# be 100 MB of JSON. Chained looks (one or two samples a series) are one query for all.
+COLD_BATCH = 100
 
 
 class PrometheusSource:
@@ -149,9 +154,11 @@ class PrometheusSource:
                 raise ValueError(f"the window must end after it starts (start={first}, end={end})")
         warm = {t: self._last.warm(t, starts[t]) for t in batch}
         observed: dict[Target, Observation] = {}
+        cold = tuple(t for t in batch if not warm[t])
+        groups = [cold[i : i + COLD_BATCH] for i in range(0, len(cold), COLD_BATCH)]
+        groups.append(tuple(t for t in batch if warm[t]))
         with _collector_paused():
-            for chained in (False, True):
-                group = tuple(t for t in batch if warm[t] is chained)
+            for group in groups:
                 if group:
                     observed.update(
                         self._observe_group(group, starts, end, custom_window, len(batch))
@@ -171,7 +178,7 @@ class PrometheusSource:
         cold (read the staleness period back)."""
         warm = self._last.warm(group[0], starts[group[0]])
         lookback = WARM_MARGIN_SECONDS if warm else LOOKBACK_SECONDS
-        queries = batch_queries(self._metrics, group, end - min(starts.values()), lookback)
+        queries = batch_queries(self._metrics, group, end - min(starts[t] for t in group), lookback)
         by_model = len({t.model for t in group}) > 1
         fetched = {
             "requests": self._client.matrix("requests", queries.requests, end),
