@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Final
 
-from rollout.analysis.observation import Observation, VersionCounts
+from rollout.analysis.observation import Observation
 from rollout.analysis.verdict import Comparison, Judgement
 from rollout.evidence.figures import Figures, figures
 from rollout.evidence.html_plots import plots, traces
@@ -22,6 +22,7 @@ from rollout.evidence.html_text import block, code, link, table, text, tone
 from rollout.evidence.render_common import (
     MISSING,
     change_text,
+    counts_text,
     decision_label,
     duration,
     format_value,
@@ -288,21 +289,13 @@ def _looks(observations: Sequence[Observation]) -> str:
             str(look),
             f"{utc(o.start)} .. {utc(o.end)}",
             duration(o.end - o.start),
-            _counts(o.baseline),
-            _counts(o.candidate),
+            counts_text(o.baseline),
+            counts_text(o.candidate),
             text("; ".join(o.problems)) or "none",
         ]
         for look, o in enumerate(observations, 1)
     ]
     return "<h2>Looks</h2>" + table(header, rows)
-
-
-def _counts(counts: VersionCounts) -> str:
-    requests = MISSING if counts.requests is None else f"{counts.requests:,}"
-    errors = MISSING if counts.errors is None else f"{counts.errors:,}"
-    if counts.requests and counts.errors is not None:
-        errors += f" ({counts.errors / counts.requests * 100:.3g}%)"
-    return f"{requests} / {errors}"
 
 
 def _weights(report: Report) -> str:

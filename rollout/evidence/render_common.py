@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Final
 
+from rollout.analysis.observation import VersionCounts
 from rollout.analysis.verdict import Comparison, Judgement, Verdict
 from rollout.evidence.report import Report
 
@@ -34,6 +35,15 @@ class Unit(StrEnum):
     SECONDS = "seconds"
     RATE = "rate"
     PLAIN = "plain"
+
+
+def counts_text(counts: VersionCounts) -> str:
+    """A look's requests / errors (with the error rate) of one version."""
+    requests = MISSING if counts.requests is None else f"{counts.requests:,}"
+    errors = MISSING if counts.errors is None else f"{counts.errors:,}"
+    if counts.requests and counts.errors is not None:
+        errors += f" ({counts.errors / counts.requests * 100:.3g}%)"
+    return f"{requests} / {errors}"
 
 
 def one_line(text: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, urlsplit
 
-from rollout.analysis.observation import Observation, VersionCounts
+from rollout.analysis.observation import Observation
 from rollout.analysis.verdict import Comparison, Judgement, Verdict
 from rollout.evidence.render_common import (
     BAD_DECISIONS,
@@ -17,6 +17,7 @@ from rollout.evidence.render_common import (
     MISSING,
     change_summary,
     change_text,
+    counts_text,
     duration,
     format_value,
     headline,
@@ -153,21 +154,13 @@ def _samples(report: Report) -> str:
             str(look),
             f"{utc(o.start)} .. {utc(o.end)}",
             duration(o.end - o.start),
-            _counts(o.baseline),
-            _counts(o.candidate),
+            counts_text(o.baseline),
+            counts_text(o.candidate),
             text("; ".join(o.problems)) or "none",
         ]
         for look, o in enumerate(report.observations, 1)
     ]
     return "### Samples and windows\n\n" + _table(header, rows)
-
-
-def _counts(counts: VersionCounts) -> str:
-    requests = MISSING if counts.requests is None else f"{counts.requests:,}"
-    errors = MISSING if counts.errors is None else f"{counts.errors:,}"
-    if counts.requests and counts.errors is not None:
-        errors += f" ({counts.errors / counts.requests * 100:.3g}%)"
-    return f"{requests} / {errors}"
 
 
 def _evidence(report: Report) -> str:
