@@ -251,22 +251,17 @@ def _decode(kind: Any, value: Any) -> Any:
 
 
 class LookPacker:
-    """Packs a history, keeping the work: when the next history only adds looks (the engine
-    appends; the earlier Observation objects stay the same), only the new ones are encoded
-    and fed to the running compressor, so a save costs its new look, not the whole rollout.
-    The bytes are those of packing the history afresh (the same rows in the same calls)."""
+    """Packs a history, keeping each look's encoded row: when the next history only adds
+    looks (the engine appends; the earlier Observation objects stay the same), only the new
+    ones are encoded, so a save encodes its new look, not the whole rollout. (The rows are
+    kept as text and compressed at each save: a running compressor per rollout would hold
+    260 KB of zlib state, a lot for a process of 1000 rollouts.)"""
 
     def __init__(self) -> None:
-        self._start((), {})
+        self._history: tuple[Observation, ...] = ()
+        self._rows: list[str] = []
+        self._layouts: dict[tuple[float, ...], int] = {}
         self._lock = threading.Lock()
-
-    def _start(
-        self, history: tuple[Observation, ...], layouts: dict[tuple[float, ...], int]
-    ) -> None:
-        self._history = history
-        self._layouts = layouts
-        self._compressor = zlib.compressobj(6)
-        self._compressed = [self._compressor.compress(b"[")]
 
     def pack(self, history: Sequence[Observation]) -> dict[str, Any]:
         with self._lock:
@@ -274,22 +269,16 @@ class LookPacker:
             if len(history) < kept or any(
                 a is not b for a, b in zip(history, self._history, strict=False)
             ):
-                self._start((), {})
-                kept = 0
-            for index in range(kept, len(history)):
-                row = json.dumps(
-                    _pack_look(history[index], self._layouts),
-                    separators=(",", ":"),
-                    allow_nan=False,
-                )
-                comma = b"," if index else b""
-                self._compressed.append(self._compressor.compress(comma + row.encode()))
+                self._history, self._rows, self._layouts, kept = (), [], {}, 0
+            self._rows.extend(
+                json.dumps(_pack_look(look, self._layouts), separators=(",", ":"), allow_nan=False)
+                for look in history[kept:]
+            )
             self._history = tuple(history)
-            ending = self._compressor.copy()
-            data = b"".join(self._compressed) + ending.compress(b"]") + ending.flush()
+            text = "[" + ",".join(self._rows) + "]"
             return {
                 "layouts": [_encode(layout) for layout in self._layouts],
-                "looks": b64encode(data).decode("ascii"),
+                "looks": b64encode(zlib.compress(text.encode(), 6)).decode("ascii"),
             }
 
 
