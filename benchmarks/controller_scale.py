@@ -19,7 +19,8 @@ Measured from the second look on (the first reads the full 5-minute range for ev
   there before the next look was due ("kept up"), with how late results were;
 - tick cost per rollout: its two reconciles (ask: read the router, save; answer: judge,
   save) plus its share of the batch read, p50 and p95;
-- queries per tick: HTTP queries to Prometheus per batched read (all rollouts);
+- queries per tick: HTTP queries to Prometheus per batched read (all rollouts): the two
+  signals' samples and which series still exist;
 - CPU: this process' user + system time over wall time (100% = one core), and Prometheus';
 - RSS: peak resident memory of this process;
 - state: bytes of each rollout's state file after the run, and per look.
@@ -243,7 +244,9 @@ def _drive(n: int, minutes: float, workdir: Path, url: str, prometheus_pid: int)
     share = statistics.mean(seconds / size for _, seconds, size, _ in reads) if reads else 0.0
     per_rollout = [c + share for c in costs]
     sizes = [p.stat().st_size for p in state_dir.glob("*.json")]
-    looks = [len(s.history) for key in keys if (s := reconciler.state(key))]
+    states = [s for key in keys if (s := reconciler.state(key))]
+    looks = [len(s.history) for s in states]
+    without_data = sum(1 for s in states for o in s.history if o.problems)
     registry.close()
     return {
         "rollouts": n,
@@ -267,6 +270,7 @@ def _drive(n: int, minutes: float, workdir: Path, url: str, prometheus_pid: int)
         "state_kb_max": max(sizes, default=0) / 1024,
         "state_kb_mean": statistics.mean(sizes) / 1024 if sizes else 0.0,
         "looks_per_rollout": statistics.mean(looks) if looks else 0.0,
+        "looks_without_data": without_data,
     }
 
 
@@ -302,6 +306,8 @@ def render(rows: list[dict[str, Any]], command: str, minutes: float) -> str:
             f"{r['cpu_pct']:.0f}% / {r['prometheus_cpu_pct']:.0f}% | {r['rss_mb']:.0f} | "
             f"{r['state_kb_mean']:.1f} / {r['state_kb_max']:.1f} ({r['looks_per_rollout']:.0f}) |"
         )
+    lost = sum(r.get("looks_without_data", 0) for r in rows)
+    lines += ["", f"Looks without data (a query that lost a version), all runs: {lost}."]
     n = biggest["rollouts"]
     lines += [
         "",

@@ -98,6 +98,11 @@ class LastSamples:
             known = self._targets.setdefault(target, _Target())
             known.end, known.kept, known.pending = end, known.pending, {}
 
+    def forget(self, target: Target) -> None:
+        """The target's next look reads the full range (something was missing in this one)."""
+        with self._lock:
+            self._targets.pop(target, None)
+
     def expire(self, now: float) -> None:
         """Drop targets not looked at for the staleness period (finished rollouts): their
         samples could not close a look any more."""

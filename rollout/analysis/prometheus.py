@@ -70,6 +70,7 @@ from rollout.analysis.queries import (
     batch_queries,
     custom_query,
     exemplar_selector,
+    live_query,
     signal_queries,
 )
 from rollout.spec import CustomMetric, MetricNames, PrometheusConfig
@@ -174,8 +175,8 @@ class PrometheusSource:
         custom_window: PerTarget | None,
         batched: int,
     ) -> dict[Target, Observation]:
-        """Two queries for targets that are all warm (their earlier samples kept) or all
-        cold (read the staleness period back)."""
+        """Two queries for targets that are all cold (read the staleness period back), or
+        three for targets that are all warm (their earlier samples kept)."""
         warm = self._last.warm(group[0], starts[group[0]])
         lookback = WARM_MARGIN_SECONDS if warm else LOOKBACK_SECONDS
         queries = batch_queries(self._metrics, group, end - min(starts[t] for t in group), lookback)
@@ -184,6 +185,7 @@ class PrometheusSource:
             "requests": self._client.matrix("requests", queries.requests, end),
             "latency": self._client.matrix("latency", queries.latency, end),
         }
+        live = self._live(group, end, by_model) if warm else None
         grouped = {signal: self._group(series, by_model) for signal, series in fetched.items()}
         observed: dict[Target, Observation] = {}
         for target in group:
@@ -192,14 +194,35 @@ class PrometheusSource:
             if custom_window is not None:
                 window = _for(custom_window, target)
             mine = {
-                signal: self._mine(target, signal, series_by_version, by_model, warm, end)
+                signal: self._mine(target, signal, series_by_version, by_model, live, end)
                 for signal, series_by_version in grouped.items()
             }
             observed[target] = self._observation(
                 target, first, end, window, mine["requests"], mine["latency"], by_model, batched
             )
-            self._last.commit(target, end)
+            if all(mine[signal][key] for signal in mine for key in mine[signal]):
+                self._last.commit(target, end)
+            else:  # a version without series: its next look reads the full range again
+                self._last.forget(target)
         return observed
+
+    def _live(
+        self, group: tuple[Target, ...], end: float, by_model: bool
+    ) -> set[tuple[str, str | None, str | None]]:
+        """(signal, model, version) of the series Prometheus still holds at `end` (a sample
+        within its staleness period). A chained look's own window may hold no sample of a
+        series that is there (no scrape in it): its kept sample stands, and the look counts
+        0. A version that is gone, or an answer that lost it, is "no series", as the full
+        range would say."""
+        promql = live_query(self._metrics, group)
+        signals = {self._metrics.requests: "requests", f"{self._metrics.latency}_bucket": "latency"}
+        found: set[tuple[str, str | None, str | None]] = set()
+        for labels, _ in self._client.vector("series", promql, end):
+            signal = signals.get(labels.get("__name__", ""))
+            if signal is not None:
+                model = labels.get(self._metrics.model_label) if by_model else None
+                found.add((signal, model, labels.get(self._metrics.version_label)))
+        return found
 
     def _mine(
         self,
@@ -207,17 +230,20 @@ class PrometheusSource:
         signal: str,
         grouped: Mapping[tuple[str | None, str | None], list[_Series]],
         by_model: bool,
-        warm: bool,
+        live: set[tuple[str, str | None, str | None]] | None,
         end: float,
     ) -> dict[tuple[str | None, str | None], list[_Series]]:
-        """The target's own series per (model, version), behind their kept samples if warm."""
+        """The target's own series per (model, version); on a chained look (`live` given)
+        behind their kept samples, none for a version Prometheus no longer holds."""
         model = target.model if by_model else None
-        return {
-            (model, v): self._last.merge(
-                target, (signal, v), grouped.get((model, v), []), end, warm
-            )
-            for v in dict.fromkeys((target.baseline, target.candidate))
-        }
+        mine: dict[tuple[str | None, str | None], list[_Series]] = {}
+        for v in dict.fromkeys((target.baseline, target.candidate)):
+            if live is not None and (signal, model, v) not in live:
+                mine[(model, v)] = []
+                continue
+            fetched = grouped.get((model, v), [])
+            mine[(model, v)] = self._last.merge(target, (signal, v), fetched, end, live is not None)
+        return mine
 
     def _group(
         self, series: list[_Series], by_model: bool

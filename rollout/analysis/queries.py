@@ -161,6 +161,15 @@ def batch_queries(
     )
 
 
+def live_query(metrics: MetricNames, targets: Sequence[Target]) -> str:
+    """The (metric, model, version) groups that still have a series at the evaluation time:
+    an instant selector sees a series whose last sample is within the staleness period."""
+    names = versions_matcher("__name__", (metrics.requests, f"{metrics.latency}_bucket"))
+    selector = batch_selector(metrics, targets)
+    by = f"__name__, {metrics.model_label}, {metrics.version_label}"
+    return f"count by ({by}) ({{{names},{selector[1:]})"
+
+
 def custom_query(
     metric: CustomMetric, metrics: MetricNames, model: str, version: str, window_seconds: float
 ) -> str:
