@@ -8,11 +8,12 @@ transient ones (`prom_http.PrometheusClient`); "no data" is not a failure: the f
 None and `Observation.problems` says which query came back empty, NaN or +Inf for which
 version. No message, log line or repr carries a secret.
 
-Batched. `observe_many(targets, start, end)` sends two queries whatever the number of
-targets (rollouts) on this Prometheus (two more per `COLD_BATCH` targets whose look does not
-chain to their last one, see `last_samples.py`): the requests counter and the histogram's
-`_bucket` series of every target's model and versions (`queries.batch_queries`), split
-by (model, version) in Python. Custom metrics stay one query per version per target.
+Batched. `observe_many(targets, start, end)` sends three queries whatever the number of
+targets (rollouts) on this Prometheus: the requests counter and the histogram's `_bucket`
+series of every target's model and versions (`queries.batch_queries`), split by (model,
+version) in Python, and which of those series still exist (`queries.live_query`). A look
+that does not chain to the target's last one (a first look) reads the staleness period's
+samples instead, two queries per `COLD_BATCH` such targets; see `last_samples.py`. Custom metrics stay one query per version per target.
 `SourceRegistry` hands out one source per (url, credentials, metric names, custom
 metrics) and one client (one connection pool) per (url, credentials).
 
