@@ -111,7 +111,10 @@ class Interrupted(Exception):
 
 
 def policy_digest(policy: Policy) -> str:
-    return hashlib.sha256(policy.model_dump_json().encode()).hexdigest()[:16]
+    """What may not change under a saved rollout: its steps and how it is judged. What an
+    alert does may change between runs, and leaving it out keeps the digests of rollouts
+    saved before `alerts` existed, so they resume."""
+    return hashlib.sha256(policy.model_dump_json(exclude={"alerts"}).encode()).hexdigest()[:16]
 
 
 def state_key(namespace: str, name: str) -> str:

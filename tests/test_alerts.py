@@ -32,6 +32,8 @@ from rollout.alerts import (
     read_secret,
 )
 from rollout.cli import app
+from rollout.driver import policy_digest
+from rollout.spec import AlertAction, AlertRule, load_policy
 
 SECRET = "t0ps3cret-webhook-token"
 STARTS = "2024-05-01T10:00:00.123456789Z"  # Alertmanager writes nanoseconds
@@ -463,6 +465,14 @@ def run_cli(tmp_path: Path, *options: str) -> Any:
     spec.write_text(SPEC)
     state = tmp_path / "state"
     return CliRunner().invoke(app, ["run", str(spec), "--state-dir", str(state), *options])
+
+
+def test_what_an_alert_does_may_change_between_runs_of_a_saved_rollout() -> None:
+    policy = load_policy("default")
+    rollback = policy.model_copy(update={"alerts": AlertRule(action=AlertAction.ROLLBACK)})
+    assert policy_digest(rollback) == policy_digest(policy)  # and digests saved before stand
+    stricter = policy.model_copy(update={"min_requests": policy.min_requests + 1})
+    assert policy_digest(stricter) != policy_digest(policy)
 
 
 def test_a_webhook_port_without_a_token_file_is_refused_naming_the_flag(tmp_path: Path) -> None:
