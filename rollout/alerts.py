@@ -24,6 +24,7 @@ import hmac
 import json
 import logging
 import socket
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -272,6 +273,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # socketserver's 5 resets a burst of notifications
     receiver: AlertReceiver
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up or stalls: one line, not socketserver's traceback on stderr."""
+        failure = sys.exc_info()[1]
+        logger.info("alert webhook: a request from %s failed (%r)", client_address, failure)
 
 
 class _Server6(_Server):

@@ -10,6 +10,7 @@ import http.client
 import json
 import logging
 import socket
+import struct
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -434,6 +435,24 @@ def test_a_deliver_that_fails_is_a_500_without_details(
         answer = post(running, GOOD, bearer())
     assert answer.status_code == 500 and "store" not in answer.text
     assert "could not deliver" in caplog.text
+
+
+def test_a_client_that_hangs_up_mid_body_is_dropped_quietly_and_the_receiver_serves_on(
+    receiver: AlertReceiver, rollouts: Rollouts, capfd: pytest.CaptureFixture[str]
+) -> None:
+    host, port = receiver.url.removeprefix("http://").split("/")[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as stalled:
+        head = f"POST /alerts HTTP/1.1\r\nAuthorization: Bearer {SECRET}\r\n"
+        stalled.sendall(f"{head}Content-Length: {len(GOOD)}\r\n\r\n".encode() + GOOD[:10])
+        assert post(receiver, GOOD, bearer()).status_code == 200  # served meanwhile
+        stalled.shutdown(socket.SHUT_WR)  # the rest never comes
+        assert stalled.recv(4096).startswith(b"HTTP/1.0 400")
+    with socket.create_connection((host, int(port)), timeout=60) as reset:
+        reset.sendall(f"{head}Content-Length: {len(GOOD)}\r\n\r\n".encode() + GOOD[:10])
+        reset.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    assert post(receiver, GOOD, bearer()).status_code == 200  # still serving
+    assert len(rollouts.taken) == 1
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_a_taken_port_is_an_os_error_at_construction() -> None:
