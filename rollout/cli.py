@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -26,6 +26,9 @@ try:  # typer 0.2x carries its own copy of click; older typer uses click itself
 except ImportError:  # pragma: no cover
     from click import exceptions as click_errors  # type: ignore[no-redef]
 from rollout.spec import Policy, RolloutSpec, SpecError, load_policy, load_spec, read_yaml
+
+if TYPE_CHECKING:
+    from rollout.alerts import AlertWebhook
 
 INTERRUPTED_GATE = 130  # Ctrl-C during a gate: no answer (the shell's convention for SIGINT)
 
@@ -245,6 +248,28 @@ def run(
         ),
     ] = Path(".rollout"),
     report_dir: Annotated[Path | None, typer.Option(metavar="DIR", help=REPORT_DIR_HELP)] = None,
+    alert_webhook_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            metavar="PORT",
+            help="receive Alertmanager's webhook on this port while the rollout runs: a firing "
+            "alert whose labels name the model and the candidate pauses or rolls back the "
+            "rollout (the policy's alerts.action); off by default",
+        ),
+    ] = None,
+    alert_webhook_address: Annotated[
+        str, typer.Option(metavar="ADDRESS", help="the address the alert webhook listens on")
+    ] = "127.0.0.1",
+    alert_webhook_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="the alert webhook's secret: requests carry it as a bearer token, or sign "
+            "their body with it (X-Signature: sha256=HMAC); required with --alert-webhook-port",
+        ),
+    ] = None,
 ) -> None:
     """Run a rollout against your Prometheus and router; resumes where a crash left it.
 
@@ -253,11 +278,44 @@ def run(
     """
     from rollout.driver import run_from_spec
 
+    webhook = _alert_webhook(alert_webhook_port, alert_webhook_address, alert_webhook_token_file)
     rollout_spec, policy = _load_spec(spec)
     code = run_from_spec(
-        rollout_spec, policy, state_dir=state_dir, report_dir=report_dir, console=console
+        rollout_spec,
+        policy,
+        state_dir=state_dir,
+        report_dir=report_dir,
+        console=console,
+        alert_webhook=webhook,
     )
     raise typer.Exit(int(code))
+
+
+def _alert_webhook(port: int | None, address: str, token_file: Path | None) -> AlertWebhook | None:
+    """The alert webhook's settings; never one without a secret (exit 3 naming the flag)."""
+    from rollout.alerts import AlertWebhook, SecretFileError, read_secret
+
+    if port is None:
+        if token_file is not None:
+            typer.echo(
+                "error: --alert-webhook-token-file is used only with --alert-webhook-port PORT "
+                "(the port the webhook listens on); add it or drop the token file",
+                err=True,
+            )
+            raise typer.Exit(int(ExitCode.BAD_INPUT))
+        return None
+    if token_file is None:
+        typer.echo(
+            "error: --alert-webhook-port needs --alert-webhook-token-file FILE (the secret "
+            "Alertmanager sends as a bearer token): the webhook never listens unauthenticated",
+            err=True,
+        )
+        raise typer.Exit(int(ExitCode.BAD_INPUT))
+    try:
+        return AlertWebhook(port=port, secret=read_secret(token_file), address=address)
+    except SecretFileError as exc:
+        typer.echo(f"error: --alert-webhook-token-file {exc}", err=True)
+        raise typer.Exit(int(ExitCode.BAD_INPUT)) from None
 
 
 KubeconfigOption = Annotated[

@@ -17,12 +17,14 @@ import math
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from types import FrameType
 
 from rich.console import Console
 from rich.markup import escape
 
+from rollout.alerts import Alert, AlertReceiver, AlertWebhook
 from rollout.analysis.judge import resolution_warning
 from rollout.analysis.observation import (
     MetricsSource,
@@ -56,7 +58,7 @@ from rollout.reconcile import (
 )
 from rollout.routers.base import RouterError, TrafficRouter, Weights
 from rollout.scheduler import Scheduler
-from rollout.spec import Policy, RolloutSpec, SpecError
+from rollout.spec import AlertAction, Policy, RolloutSpec, SpecError
 from rollout.state import (
     LocalQueryLog,
     LocalStateStore,
@@ -109,7 +111,10 @@ class Interrupted(Exception):
 
 
 def policy_digest(policy: Policy) -> str:
-    return hashlib.sha256(policy.model_dump_json().encode()).hexdigest()[:16]
+    """What may not change under a saved rollout: its steps and how it is judged. What an
+    alert does may change between runs, and leaving it out keeps the digests of rollouts
+    saved before `alerts` existed, so they resume."""
+    return hashlib.sha256(policy.model_dump_json(exclude={"alerts"}).encode()).hexdigest()[:16]
 
 
 def state_key(namespace: str, name: str) -> str:
@@ -160,6 +165,7 @@ class Driver:
         self._summarised = False
         self._exit_codes: dict[Phase, ExitCode] = EXIT_CODES
         self._stop_when_confirmed = False  # `promote` without --full: the step, then stop
+        self._scheduler: Scheduler | None = None  # while a command drives the rollout
 
     def run(self) -> ExitCode:
         """Start or resume the rollout; StateLockedError / StateError when it cannot."""
@@ -287,12 +293,27 @@ class Driver:
 
     def _schedule(self, event: Event, state: RolloutState, version: str | None) -> ExitCode:
         self.reconciler.track(self.rollout, event, state, version)
-        scheduler = Scheduler(self._step, self.clock)
+        scheduler = self._scheduler = Scheduler(self._step, self.clock)
         scheduler.add(self.key)
         scheduler.run()  # SIGTERM and Ctrl-C raise through it: the scheduler stops there
         final = self.reconciler.state(self.key)
         assert final is not None
         return self._finish(final)
+
+    def signal(self, event: Event) -> None:
+        """An outside event (an alert) from another thread: the engine takes it now, or at
+        the start if the rollout is not driven yet."""
+        self.reconciler.signal(self.key, event)
+        scheduler = self._scheduler
+        if scheduler is not None:
+            scheduler.add(self.key)  # due now: the wait for the next look is cut short
+
+    def deliver_alert(self, model: str, version: str, alert: Alert) -> bool:
+        """The alert webhook's callback: only an alert on this rollout's candidate counts."""
+        if (model, version) != (self.target.model, self.target.candidate):
+            return False
+        self.signal(alert.fired())
+        return True
 
     def _step(self, key: str) -> float | None:
         outcome = self.reconciler.reconcile(key)
@@ -496,10 +517,13 @@ def run_from_spec(
     clock: Clock | None = None,
     spans_lookup: Callable[[str], tuple[SpanTiming, ...]] | None = None,
     on_interrupt: str = INTERRUPTED_RESUMABLE,
+    alert_webhook: AlertWebhook | None = None,
 ) -> ExitCode:
     """`rollout run`: 0 promoted, 1 rolled back, 2 paused or interrupted, 3 bad input or
-    locked by another run, 4 router or Prometheus unreachable before any traffic moved.
-    `on_interrupt` ends the message printed when it is interrupted (what to do next)."""
+    locked by another run, 4 router or Prometheus unreachable before any traffic moved (or
+    the alert webhook's port taken). `on_interrupt` ends the message printed when it is
+    interrupted (what to do next); `alert_webhook` receives Alertmanager's notifications
+    while it runs."""
     return _drive(
         lambda: build_driver(
             spec,
@@ -510,10 +534,39 @@ def run_from_spec(
             clock=clock,
             spans_lookup=spans_lookup,
         ),
-        Driver.run,
+        Driver.run if alert_webhook is None else partial(_run_with_alerts, alert_webhook, console),
         console,
         on_interrupt,
     )
+
+
+def _run_with_alerts(webhook: AlertWebhook, console: Console, driver: Driver) -> ExitCode:
+    """`Driver.run` with the alert webhook listening until the run ends."""
+    labels = driver.policy.metrics
+    try:
+        receiver = AlertReceiver(
+            webhook.secret,
+            driver.deliver_alert,
+            address=webhook.address,
+            port=webhook.port,
+            model_label=labels.model_label,
+            version_label=labels.version_label,
+        )
+    except OSError as exc:
+        console.print(
+            f"[bold red]cannot start[/]: --alert-webhook-port: cannot listen on "
+            f"{escape(webhook.address)}:{webhook.port} ({escape(exc.strerror or str(exc))}); "
+            "no traffic was changed"
+        )
+        return ExitCode.INFRASTRUCTURE
+    with receiver.start():
+        does = "pauses" if driver.policy.alerts.action is AlertAction.PAUSE else "rolls back"
+        console.print(
+            f"alert webhook: {escape(receiver.url)} (a firing alert on "
+            f"{escape(driver.target.candidate)} {does} the rollout)",
+            highlight=False,
+        )
+        return driver.run()
 
 
 def abort_from_spec(

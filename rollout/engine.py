@@ -23,7 +23,7 @@ from rollout.analysis.observation import Observation
 from rollout.analysis.verdict import Verdict
 from rollout.evidence.report import WeightChange
 from rollout.routers.base import ALL_BASELINE, ALL_CANDIDATE, Weights
-from rollout.spec import InconclusiveAction, OutageAction, Policy
+from rollout.spec import AlertAction, InconclusiveAction, OutageAction, Policy
 from rollout.state import Outage, Phase, RolloutState
 
 # ---------------------------------------------------------------------------- events
@@ -101,6 +101,24 @@ class Retry:
     reason: str
 
 
+@dataclass(frozen=True)
+class AlertFired:
+    """An alert fired on the candidate (Alertmanager, through the alert webhook): the policy's
+    `alerts.action` pauses or rolls back a rollout that has not been decided."""
+
+    name: str  # the alertname
+    labels: tuple[tuple[str, str], ...]
+    starts_at: float  # unix seconds: when it began firing
+    fingerprint: str  # Alertmanager's, of the labels
+    summary: str = ""  # its `summary` annotation, if any
+
+    @property
+    def key(self) -> str:
+        """One firing of one alert: the fingerprint is the labels', so an alert that resolves
+        and fires again is a new firing (a new start), and a repeat is the same one."""
+        return f"{self.fingerprint}@{self.starts_at:.0f}"
+
+
 Event = (
     Started
     | Resumed
@@ -113,6 +131,7 @@ Event = (
     | Abort
     | Promote
     | Retry
+    | AlertFired
 )
 
 # ---------------------------------------------------------------------------- actions
@@ -161,6 +180,7 @@ DECISIONS: Final = {
     Phase.ABORTED: "aborted",
 }
 MAX_BACKOFF: Final = 30.0  # seconds between retries of a failing router or source, at most
+MAX_ALERTS_HANDLED: Final = 64  # alert firings remembered: the state stays bounded
 
 
 def advance(
@@ -174,6 +194,8 @@ def advance(
         return _promote(state, event, policy, now)
     if isinstance(event, Retry):
         return _retry(state, event.reason, policy, now)
+    if isinstance(event, AlertFired):
+        return _alert_fired(state, event, policy, now)
     if state.phase is Phase.PENDING:
         return _start(state, policy, now)
     if isinstance(event, Resumed):
@@ -539,6 +561,30 @@ def _retry(
         last_look_end=None,
     )
     return _start(state, policy, now)
+
+
+def _alert_fired(
+    state: RolloutState, event: AlertFired, policy: Policy, now: float
+) -> tuple[RolloutState, Actions]:
+    """Pause or roll back, once per firing. A decided rollout stays decided, except that a
+    paused one is rolled back when that is the policy's action; anything else carries on as
+    if woken."""
+    rollback = policy.alerts.action is AlertAction.ROLLBACK
+    acts = state.phase in (Phase.PENDING, Phase.PROGRESSING) or (
+        state.phase is Phase.PAUSED and rollback
+    )
+    if not acts or event.key in state.alerts_handled:
+        return advance(state, Tick(), policy, now)
+    since = datetime.fromtimestamp(event.starts_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    reason = f"alert {event.name} fired on the candidate {state.target.candidate} (since {since})"
+    if event.summary:
+        reason += f": {event.summary}"
+    labels = ", ".join(f'{k}="{v}"' for k, v in event.labels)
+    done = "rolled back" if rollback else "paused"
+    state = _note(state, now, f"alert {event.name} {{{labels}}} fired: {done}")
+    handled = (*state.alerts_handled, event.key)[-MAX_ALERTS_HANDLED:]
+    state = replace(state, alerts_handled=handled)
+    return _roll_back(state, reason, now) if rollback else _pause(state, reason, now)
 
 
 def _return_to_baseline(

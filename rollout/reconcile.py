@@ -166,6 +166,7 @@ class Reconciler:
         self.query_log = query_log
         self.batch_looks = batch_looks
         self._tracked: dict[str, _Tracked] = {}
+        self._signals: dict[str, list[Event]] = {}  # outside events, by key, until reconciled
         self._mutex = threading.Lock()
 
     def track(
@@ -184,6 +185,13 @@ class Reconciler:
             self._tracked[rollout.key] = _Tracked(
                 rollout, event, state, version, loaded=state is not None
             )
+
+    def signal(self, key: str, event: Event) -> None:
+        """Queue an outside event (an alert) for `key`, from any thread: its next reconcile
+        feeds it to the engine before anything else. Wake the key (`Scheduler.add`) to have
+        that reconcile now."""
+        with self._mutex:
+            self._signals.setdefault(key, []).append(event)
 
     def forget(self, key: str) -> None:
         with self._mutex:
@@ -211,10 +219,11 @@ class Reconciler:
             tracked.loaded = True
         state = tracked.state
         assert state is not None
-        if tracked.asked is not None:  # its look is not read yet
-            return Outcome(rollout.key, state, ASKED_FOR_LOOK)
-        event = tracked.pending
         happened: list[Happening] = []
+        state = self._take_signals(tracked, state, happened)
+        if tracked.asked is not None:  # its look is not read yet
+            return Outcome(rollout.key, state, ASKED_FOR_LOOK, tuple(happened))
+        event = tracked.pending
         while True:
             before = state.desired
             saved = state
@@ -237,6 +246,28 @@ class Reconciler:
                 tracked.asked = performed
                 return Outcome(rollout.key, state, ASKED_FOR_LOOK, tuple(happened))
             event = performed
+
+    def _take_signals(
+        self, tracked: _Tracked, state: RolloutState, happened: list[Happening]
+    ) -> RolloutState:
+        """Feed the queued outside events to the engine and save each new state. What the
+        engine asks for then is planned again from the state by the pending event."""
+        key = tracked.rollout.key
+        with self._mutex:
+            outside = self._signals.pop(key, [])
+        for position, event in enumerate(outside):
+            before, saved = state.desired, state
+            state, _ = advance(state, event, tracked.rollout.policy, self.clock.now())
+            try:
+                state = self._save(tracked, saved, state)
+            except StateConflict:
+                with self._mutex:  # for the other writer's state, at the next reconcile
+                    self._signals[key] = [*outside[position:], *self._signals.get(key, [])]
+                tracked.loaded = False
+                tracked.pending = Tick()
+                raise
+            happened.append(Advanced(event, before, state))
+        return state
 
     def _save(self, tracked: _Tracked, old: RolloutState, new: RolloutState) -> RolloutState:
         """Save once per batch, only when something besides the clock changed."""

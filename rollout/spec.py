@@ -88,6 +88,17 @@ class OutageAction(StrEnum):
     PAUSE = "pause"
 
 
+class AlertAction(StrEnum):
+    PAUSE = "pause"
+    ROLLBACK = "rollback"
+
+
+class AlertRule(_Model):
+    """What a firing alert on the candidate does (`rollout run --alert-webhook-port`)."""
+
+    action: AlertAction = AlertAction.PAUSE
+
+
 class Step(_Model):
     """One traffic step: the candidate's share of traffic and how long to hold it."""
 
@@ -228,6 +239,7 @@ class Policy(_Model):
         0.0, description="extra time past a step's hold to wait for enough data"
     )
     outage: OutageRule = OutageRule()
+    alerts: AlertRule = AlertRule()
     metrics: MetricNames = MetricNames()
     custom_metrics: tuple[CustomMetric, ...] = ()
     judge: JudgeConfig = SequentialJudge()

@@ -110,6 +110,9 @@ class RolloutState:
     report_written: bool = False
     report_paths: tuple[str, ...] = ()  # where the report went (none without --report-dir)
     notes: tuple[str, ...] = ()  # outages, drift repaired, resumes: they go in the report
+    # The alert firings (AlertFired.key) this rollout acted on, the latest last and bounded:
+    # Alertmanager repeats a firing alert, and a repeat must not act again, even after a restart.
+    alerts_handled: tuple[str, ...] = ()
     message: str = ""  # what the rollout is doing now, for people watching
 
     @classmethod

@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 
 from rollout.analysis.observation import Bucket, Observation, Target, VersionCounts
 from rollout.engine import (
+    MAX_ALERTS_HANDLED,
     Abort,
     Action,
+    AlertFired,
     CollectEvidence,
     Event,
     Looked,
@@ -532,3 +534,72 @@ def test_promote_and_retry_survive_the_state_file() -> None:
     state, _ = step(started(), Promote(full=True, reason="x"), T0 + 5)
     state, _ = step(state, ReportWritten(("a.json", "a.md")), T0 + 6)
     assert state_from_json(state_to_json(state)) == state
+
+
+# ---------------------------------------------------------------------------- alerts
+
+ROLLBACK_ON_ALERT = make_policy(alerts={"action": "rollback"})
+
+
+def alert(starts_at: float = T0 - 30, fingerprint: str = "f00d") -> AlertFired:
+    labels = (("alertname", "HighErrorRateFastBurn"), ("model_version", TARGET.candidate))
+    return AlertFired("HighErrorRateFastBurn", labels, starts_at, fingerprint, "error rate > 5%")
+
+
+def test_an_alert_pauses_where_traffic_is_and_the_reason_names_it() -> None:
+    state, _ = look(started(), healthy, T0 + 10)
+    state, actions = step(state, alert(), T0 + 12)
+    assert state.phase is Phase.PAUSED and state.desired == W20 and state.decided_at == T0 + 12
+    assert state.reason == (
+        "alert HighErrorRateFastBurn fired on the candidate 2.4.0 (since 2023-11-14T22:12:50Z): "
+        "error rate > 5%"
+    )
+    assert actions == (CollectEvidence(), WriteReport("paused"))  # no traffic moves
+    assert 'alert HighErrorRateFastBurn {alertname="HighErrorRateFastBurn"' in state.notes[-1]
+    assert state.notes[-1].endswith("fired: paused")
+
+
+def test_an_alert_with_policy_rollback_returns_traffic_to_the_baseline() -> None:
+    state, actions = step(started(), alert(), T0 + 5, ROLLBACK_ON_ALERT)
+    assert state.phase is Phase.ROLLED_BACK and state.desired == ALL_BASELINE
+    assert state.reason.startswith("alert HighErrorRateFastBurn fired on the candidate 2.4.0")
+    assert actions == to_baseline(state)
+    assert "rolled back: alert HighErrorRateFastBurn" in state.desired_reason
+    # A paused rollout still serves the candidate: the policy's rollback applies to it too.
+    paused, _ = step(started(), alert(fingerprint="a"), T0 + 5)
+    state, actions = step(paused, alert(fingerprint="b"), T0 + 6, ROLLBACK_ON_ALERT)
+    assert state.phase is Phase.ROLLED_BACK and actions == to_baseline(state)
+
+
+def test_the_same_firing_acts_once_also_after_a_restart_and_a_new_firing_acts_again() -> None:
+    paused, _ = step(started(), alert(), T0 + 5)
+    # A person lets it go on; Alertmanager repeats the same firing: the person's call stands.
+    state, _ = step(paused, Promote(full=False, reason="a flaky alert"), T0 + 10)
+    state, _ = step(state, WeightsRead(W50), T0 + 11)
+    restored = state_from_json(state_to_json(state))
+    again, actions = step(restored, alert(), T0 + 12)
+    assert again.phase is Phase.PROGRESSING and again.notes == restored.notes
+    assert again.alerts_handled == restored.alerts_handled == (alert().key,)
+    assert actions == (ReadWeights(W50),)  # it carries on as if woken
+    # The alert resolved and fired again: a new firing, which acts.
+    later, _ = step(again, alert(starts_at=T0 + 60), T0 + 70)
+    assert later.phase is Phase.PAUSED and "since 2023-11-14T22:14:20Z" in later.reason
+
+
+def test_an_alert_changes_nothing_once_the_rollout_is_decided() -> None:
+    promoted, _ = step(started(), Promote(full=True, reason="x"), T0 + 5)
+    promoted = replace(promoted, confirmed=True, report_written=True)
+    rolled_back, _ = look(started(), failing, T0 + 10)
+    rolled_back = replace(rolled_back, confirmed=True, report_written=True)
+    paused, _ = step(started(), alert(fingerprint="a"), T0 + 5)
+    paused = replace(paused, report_written=True)
+    for decided in (promoted, rolled_back, paused):
+        later, actions = step(decided, alert(fingerprint="b"), T0 + 50)
+        assert later == replace(decided, updated_at=T0 + 50) and actions == ()
+
+
+def test_the_alerts_remembered_are_bounded_the_latest_kept() -> None:
+    state = replace(started(), alerts_handled=tuple(f"old@{i}" for i in range(MAX_ALERTS_HANDLED)))
+    state, _ = step(state, alert(), T0 + 5)
+    assert len(state.alerts_handled) == MAX_ALERTS_HANDLED
+    assert state.alerts_handled[-1] == alert().key and "old@0" not in state.alerts_handled

@@ -22,7 +22,7 @@ from rollout.analysis.observation import (
     Target,
     VersionCounts,
 )
-from rollout.engine import Abort, Looked, Started
+from rollout.engine import Abort, AlertFired, Looked, Started
 from rollout.reconcile import (
     Advanced,
     EvidenceSettings,
@@ -331,3 +331,105 @@ def test_a_new_rollout_under_a_finished_ones_key_starts_a_fresh_query_log(tmp_pa
     assert log.read("default-iris") == {}
     second = drive(reconciler, "default-iris", clock)
     assert len(log.read("default-iris")) == len(second.state.history)
+
+
+# ---------------------------------------------------------------------------- outside events
+
+
+def fired(fingerprint: str = "f00d") -> AlertFired:
+    return AlertFired("HighErrorRateFastBurn", (("severity", "critical"),), T0, fingerprint)
+
+
+def test_a_signalled_alert_is_fed_first_at_the_next_reconcile_and_pauses_with_a_report(
+    tmp_path: Path,
+) -> None:
+    clock, router = NoSleepClock(), FakeRouter()
+    store = LocalStateStore(tmp_path / "state")
+    reconciler = Reconciler(store, clock, LocalQueryLog(tmp_path / "state"))
+    start(reconciler, rollout("default-iris", router, FakeSource(), tmp_path / "report"), clock)
+    first = reconciler.reconcile("default-iris")
+    assert first.wake_at == T0 + 10
+    clock.time = T0 + 4  # woken early, by the alert: before the look is due
+    reconciler.signal("default-iris", fired())
+    outcome = reconciler.reconcile("default-iris")
+    assert outcome.wake_at is None and outcome.state.phase is Phase.PAUSED
+    assert isinstance(outcome.happened[0], Advanced)
+    assert isinstance(outcome.happened[0].event, AlertFired)
+    assert router.weights == Weights.candidate_share(20)  # a pause leaves traffic where it is
+    (done,) = [h for h in outcome.happened if isinstance(h, ReportDone)]
+    assert done.report.reason.startswith("alert HighErrorRateFastBurn fired on the candidate")
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["decision"] == "paused" and "HighErrorRateFastBurn" in report["reason"]
+    saved = store.load("default-iris")
+    assert saved is not None and saved[0].alerts_handled == (fired().key,)
+    # Delivered again (Alertmanager repeats): nothing changes, nothing is written.
+    stamp = (tmp_path / "state" / "default-iris.json").read_bytes()
+    reconciler.signal("default-iris", fired())
+    again = reconciler.reconcile("default-iris")
+    assert again.state.phase is Phase.PAUSED and again.wake_at is None
+    assert not [h for h in again.happened if isinstance(h, ReportDone)]
+    assert (tmp_path / "state" / "default-iris.json").read_bytes() == stamp
+
+
+def test_a_signal_waits_for_no_running_reconcile_and_the_next_one_takes_it(
+    tmp_path: Path,
+) -> None:
+    clock = NoSleepClock()
+    entered, release = threading.Event(), threading.Event()
+
+    @dataclass
+    class SlowRouter(FakeRouter):
+        def set_weights(self, weights: Weights) -> None:
+            entered.set()
+            assert release.wait(60), "never released"
+            super().set_weights(weights)
+
+    router = SlowRouter()
+    reconciler = Reconciler(LocalStateStore(tmp_path), clock)
+    start(reconciler, rollout("default-iris", router, FakeSource()), clock)
+    running = threading.Thread(target=reconciler.reconcile, args=("default-iris",))
+    running.start()
+    assert entered.wait(60)
+    signalling = threading.Thread(target=reconciler.signal, args=("default-iris", fired()))
+    signalling.start()
+    signalling.join(60)
+    assert not signalling.is_alive(), "signal() waited for the running reconcile"
+    release.set()
+    running.join(60)
+    meanwhile = reconciler.state("default-iris")
+    assert meanwhile is not None and meanwhile.phase is Phase.PROGRESSING
+    outcome = reconciler.reconcile("default-iris")
+    assert outcome.state.phase is Phase.PAUSED
+
+
+def test_a_signal_reaches_a_rollout_whose_batched_look_is_not_read_yet(tmp_path: Path) -> None:
+    clock, router = NoSleepClock(), FakeRouter()
+    reconciler = Reconciler(LocalStateStore(tmp_path), clock, batch_looks=True)
+    start(reconciler, rollout("default-iris", router, FakeSource()), clock)
+    clock.time = reconciler.reconcile("default-iris").wake_at or 0
+    asking = reconciler.reconcile("default-iris")
+    assert asking.wake_at == math.inf  # its look waits for read_looks()
+    reconciler.signal("default-iris", fired())
+    paused = reconciler.reconcile("default-iris")
+    assert paused.state.phase is Phase.PAUSED and paused.happened
+    assert reconciler.read_looks() == ["default-iris"]
+    done = reconciler.reconcile("default-iris")  # the look's answer: too late to count
+    assert done.wake_at is None and done.state.phase is Phase.PAUSED
+    assert done.state.history == () and done.state.report_written
+
+
+def test_a_signal_whose_save_conflicts_is_applied_to_the_other_writers_state(
+    tmp_path: Path,
+) -> None:
+    clock, router = NoSleepClock(), FakeRouter()
+    store = Interloper(LocalStateStore(tmp_path), LocalStateStore(tmp_path))
+    reconciler = Reconciler(store, clock)
+    start(reconciler, rollout("default-iris", router, FakeSource()), clock)
+    reconciler.reconcile("default-iris")
+    reconciler.signal("default-iris", fired())
+    store.strike = True
+    with pytest.raises(StateConflict):
+        reconciler.reconcile("default-iris")
+    outcome = reconciler.reconcile("default-iris")  # reloaded: theirs, then the alert
+    assert outcome.state.phase is Phase.PAUSED
+    assert outcome.state.alerts_handled == (fired().key,)

@@ -114,6 +114,8 @@ def test_bad_spec_names_the_field(tmp_path: Path, mutate: Any, field: str) -> No
         ({"steps": [{"weight": 10, "hold": "1m"}], "onInconclusive": "promote"}, "onInconclusive"),
         ({"steps": [{"weight": 10, "hold": "1m"}], "judge": {"kind": "magic"}}, "judge"),
         ({"steps": [{"weight": 10, "hold": "1m"}], "metrics": {"requests": "a b"}}, "requests"),
+        ({"steps": [{"weight": 10, "hold": "1m"}], "alerts": {"action": "page"}}, "alerts.action"),
+        ({"steps": [{"weight": 10, "hold": "1m"}], "alerts": {"acton": "pause"}}, "alerts.acton"),
     ],
 )
 def test_bad_policy_names_the_field(tmp_path: Path, policy: dict[str, Any], field: str) -> None:

@@ -13,9 +13,10 @@ targets (rollouts) on this Prometheus: the requests counter and the histogram's 
 series of every target's model and versions (`queries.batch_queries`), split by (model,
 version) in Python, and which of those series still exist (`queries.live_query`). A look
 that does not chain to the target's last one (a first look) reads the staleness period's
-samples instead, two queries per `COLD_BATCH` such targets; see `last_samples.py`. Custom metrics stay one query per version per target.
-`SourceRegistry` hands out one source per (url, credentials, metric names, custom
-metrics) and one client (one connection pool) per (url, credentials).
+samples instead, two queries per `COLD_BATCH` such targets; see `last_samples.py`. Custom
+metrics stay one query per version per target. `SourceRegistry` hands out one source per
+(url, credentials, metric names, custom metrics) and one client (one connection pool) per
+(url, credentials).
 
 Exact counts. The requests counter (every status) and the histogram's `_bucket`
 series are fetched raw, as range vectors reaching back `end - start` plus

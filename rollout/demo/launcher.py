@@ -59,11 +59,21 @@ class StackFiles:
 class DemoStack:
     """v1 and v2 model servers, HAProxy (all traffic on v1), Prometheus, and load."""
 
-    def __init__(self, workdir: Path, scenario: str, rps: float, seed: int = 0) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        scenario: str,
+        rps: float,
+        seed: int = 0,
+        *,
+        candidate_error_rate: float | None = None,
+    ) -> None:
+        """`candidate_error_rate` replaces the scenario's (a test that needs a larger effect)."""
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}: one of {sorted(SCENARIOS)}")
         self.workdir = workdir
         self.scenario = scenario
+        self.candidate_error_rate = candidate_error_rate
         self.rps = rps
         self.seed = seed
         self.files = StackFiles(
@@ -86,6 +96,8 @@ class DemoStack:
         """
         self.workdir.mkdir(parents=True, exist_ok=True)
         latency_factor, error_rate = SCENARIOS[self.scenario]
+        if self.candidate_error_rate is not None:
+            error_rate = self.candidate_error_rate
         try:
             addresses = self.addresses
             for i, version in enumerate((BASELINE_VERSION, CANDIDATE_VERSION)):

@@ -32,6 +32,9 @@ def latency_buckets(slo_seconds: float = 0.15) -> tuple[float, ...]:
 
 LATENCY_BUCKETS = latency_buckets()
 FEATURE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+# The feature fetch's bounds, so the Deep dive compares the two stages bound for bound, and a
+# few more: a larger model's inference may take seconds.
+INFER_BUCKETS = (*FEATURE_BUCKETS, 2.5, 5.0, 10.0)
 
 
 class ModelMetrics:
@@ -60,6 +63,13 @@ class ModelMetrics:
             buckets=FEATURE_BUCKETS,
             registry=registry,
         )
+        self.infer = Histogram(
+            "model_infer_seconds",
+            "Time spent in the model's inference (the model.infer stage).",
+            ["model_name", "model_version"],
+            buckets=INFER_BUCKETS,
+            registry=registry,
+        )
         self.in_flight = Gauge(
             "in_flight_requests", "Inference requests being served now.", registry=registry
         )
@@ -67,6 +77,11 @@ class ModelMetrics:
         for status in ("ok", "error"):
             self.requests.labels(**self._labels, status=status)
         self.latency.labels(**self._labels)
+        self.infer.labels(**self._labels)
+
+    def observe_infer(self, seconds: float) -> None:
+        """One inference, failed or not: the model's time is spent either way."""
+        self.infer.labels(**self._labels).observe(seconds)
 
     def observe_request(self, latency_seconds: float, failed: bool, trace_id: str | None) -> None:
         """One finished request; `trace_id` only when its trace was kept (see sampling.py)."""

@@ -86,9 +86,15 @@ class Instrumentation:
             elapsed = time.perf_counter() - started
             self.metrics.feature_fetch.labels(source=source).observe(elapsed)
 
-    def infer(self) -> AbstractContextManager[trace.Span]:
-        """The `model.infer` span (a context manager)."""
-        return self.span(INFER_SPAN)
+    @contextmanager
+    def infer(self) -> Iterator[trace.Span]:
+        """The `model.infer` span, timed into `model_infer_seconds{model_name, model_version}`."""
+        started = time.perf_counter()
+        try:
+            with self.span(INFER_SPAN) as span:
+                yield span
+        finally:
+            self.metrics.observe_infer(time.perf_counter() - started)
 
     def serialize(self) -> AbstractContextManager[trace.Span]:
         """The `postprocess.serialize` span (a context manager)."""

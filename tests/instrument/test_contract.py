@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from rollout.instrument.metrics import LATENCY_BUCKETS, latency_buckets
+from rollout.instrument.metrics import INFER_BUCKETS, LATENCY_BUCKETS, latency_buckets
 
 if TYPE_CHECKING:
     from conftest import Served
@@ -54,6 +54,16 @@ def test_metrics_have_the_contract_names_labels_buckets_and_exemplars(served: Se
     assert [s.labels for s in by_name["feature_fetch_seconds_count"]] == [
         {"source": "online_store"}
     ]
+    # Every answered request went through the model (a failure too): as many inferences as
+    # feature fetches, each taking about the demo's simulated 24 ms.
+    infer = by_name["model_infer_seconds_bucket"]
+    assert tuple(float(s.labels["le"]) for s in infer) == (*INFER_BUCKETS, math.inf)
+    (infer_count,) = by_name["model_infer_seconds_count"]
+    assert infer_count.labels == version
+    assert infer_count.value == by_name["feature_fetch_seconds_count"][0].value > 0
+    assert infer[-1].value == infer_count.value
+    (infer_sum,) = by_name["model_infer_seconds_sum"]
+    assert 0.01 < infer_sum.value / infer_count.value < 0.2
     assert by_name["in_flight_requests"][0].value == 0
     exemplars = [s.exemplar for s in buckets if s.exemplar is not None]
     assert exemplars, "a kept trace should have left an exemplar on some bucket"

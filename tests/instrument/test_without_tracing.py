@@ -37,6 +37,7 @@ def test_no_tracing_means_no_exemplars_but_the_same_metrics_and_logs() -> None:
     assert status == 200
     assert 'inference_requests_total{model_name="m",model_version="1",status="ok"} 1.0' in metrics
     assert 'feature_fetch_seconds_count{source="online_store"} 1.0' in metrics
+    assert 'model_infer_seconds_count{model_name="m",model_version="1"} 1.0' in metrics
     assert "trace_id" not in metrics
     (line,) = logs.getvalue().splitlines()  # /metrics itself is not logged
     record = json.loads(line)

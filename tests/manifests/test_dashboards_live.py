@@ -42,7 +42,6 @@ DASHBOARD_FILES = sorted(p.name for p in DASHBOARDS.glob("*.json"))
 NOT_IN_DEMO = {
     "rollout_weight": "the rollout controller's gauge of the weight it set, per model_version",
     "rollout_decisions_total": "the rollout controller's counter of decisions (label decision)",
-    "model_infer_seconds_bucket": "a histogram of the model.infer stage; the kit has the span",
 }
 
 
@@ -294,6 +293,18 @@ def test_the_release_view_puts_the_newest_version_beside_the_one_before(
     # Both took the same offered load: about half each.
     assert set(share) == {RELEASE, PREVIOUS}
     assert all(30 < median(values) < 70 for values in share.values()), share
+
+
+def test_the_deep_dive_shows_the_slow_versions_model_infer_stage(
+    demo: DemoStack, dashboards: dict[str, dict[str, Any]]
+) -> None:
+    board = dashboards["model-deep-dive.json"]
+    selections = _selections(demo, board)
+    query = _panel_query(board, "P95: feature fetch against model.infer", "B")
+    infer = _series(demo.evaluate(query, interpolate(query.expr, selections, demo.time_range)))
+    assert set(infer) == {RELEASE, PREVIOUS}
+    # Every stage of the release is 3x slower: its inference too.
+    assert median(infer[RELEASE]) > 1.5 * median(infer[PREVIOUS]), infer
 
 
 def test_the_rules_evaluate_on_the_demo_and_alert_on_the_bad_version_only(demo: DemoStack) -> None:
