@@ -209,6 +209,11 @@ def _clip(text: str, limit: int = MAX_TEXT) -> str:
 Deliver = Callable[[str, str, Alert], bool]
 
 
+class Unavailable(Exception):
+    """`deliver` cannot act now (a controller replica that is not the leader): the
+    notification is answered 503, which Alertmanager retries."""
+
+
 @dataclass(frozen=True)
 class Dispatched:
     received: int
@@ -327,6 +332,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             done = receiver.dispatcher.dispatch(alerts)
+        except Unavailable as exc:  # Alertmanager retries a 5xx (the leader will take it)
+            self._answer(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
+            return
         except Exception:
             logger.exception("the alert webhook could not deliver a notification")
             self._answer(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "could not deliver"})

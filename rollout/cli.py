@@ -238,6 +238,30 @@ REPORT_DIR_HELP = (
 )
 
 
+AlertWebhookPort = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        max=65535,
+        metavar="PORT",
+        help="receive Alertmanager's webhook on this port: a firing alert whose labels name a "
+        "rollout's model and candidate pauses or rolls back that rollout (the policy's "
+        "alerts.action); off by default",
+    ),
+]
+AlertWebhookAddress = Annotated[
+    str, typer.Option(metavar="ADDRESS", help="the address the alert webhook listens on")
+]
+AlertWebhookTokenFile = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="FILE",
+        help="the alert webhook's secret: requests carry it as a bearer token, or sign "
+        "their body with it (X-Signature: sha256=HMAC); required with --alert-webhook-port",
+    ),
+]
+
+
 @app.command("run", cls=RolloutCommand)
 def run(
     spec: Annotated[Path, typer.Argument(metavar="SPEC", help="a ModelRollout YAML file")],
@@ -248,28 +272,9 @@ def run(
         ),
     ] = Path(".rollout"),
     report_dir: Annotated[Path | None, typer.Option(metavar="DIR", help=REPORT_DIR_HELP)] = None,
-    alert_webhook_port: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            max=65535,
-            metavar="PORT",
-            help="receive Alertmanager's webhook on this port while the rollout runs: a firing "
-            "alert whose labels name the model and the candidate pauses or rolls back the "
-            "rollout (the policy's alerts.action); off by default",
-        ),
-    ] = None,
-    alert_webhook_address: Annotated[
-        str, typer.Option(metavar="ADDRESS", help="the address the alert webhook listens on")
-    ] = "127.0.0.1",
-    alert_webhook_token_file: Annotated[
-        Path | None,
-        typer.Option(
-            metavar="FILE",
-            help="the alert webhook's secret: requests carry it as a bearer token, or sign "
-            "their body with it (X-Signature: sha256=HMAC); required with --alert-webhook-port",
-        ),
-    ] = None,
+    alert_webhook_port: AlertWebhookPort = None,
+    alert_webhook_address: AlertWebhookAddress = "127.0.0.1",
+    alert_webhook_token_file: AlertWebhookTokenFile = None,
 ) -> None:
     """Run a rollout against your Prometheus and router; resumes where a crash left it.
 
@@ -633,6 +638,9 @@ def controller(
     identity: Annotated[
         str, typer.Option(metavar="ID", help="this replica's name; default: host-pid-random")
     ] = "",
+    alert_webhook_port: AlertWebhookPort = None,
+    alert_webhook_address: AlertWebhookAddress = "127.0.0.1",
+    alert_webhook_token_file: AlertWebhookTokenFile = None,
 ) -> None:
     """Run the in-cluster controller: drive every ModelRollout resource to its decision.
 
@@ -642,6 +650,7 @@ def controller(
     """
     from rollout.k8s.serve import ServeOptions, serve
 
+    webhook = _alert_webhook(alert_webhook_port, alert_webhook_address, alert_webhook_token_file)
     if namespace is not None and all_namespaces:
         typer.echo("error: give --namespace NS or --all-namespaces, not both", err=True)
         raise typer.Exit(int(ExitCode.BAD_INPUT))
@@ -659,6 +668,7 @@ def controller(
         renew_deadline=renew_deadline,
         retry_period=retry_period,
         identity=identity,
+        alert_webhook=webhook,
     )
     raise typer.Exit(int(serve(options)))
 

@@ -186,6 +186,11 @@ class Reconciler:
                 rollout, event, state, version, loaded=state is not None
             )
 
+    def signalled(self, key: str) -> bool:
+        """Whether an outside event waits for the key's next reconcile."""
+        with self._mutex:
+            return bool(self._signals.get(key))
+
     def signal(self, key: str, event: Event) -> None:
         """Queue an outside event (an alert) for `key`, from any thread: its next reconcile
         feeds it to the engine before anything else. Wake the key (`Scheduler.add`) to have

@@ -26,6 +26,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import ProtocolError
 
+from rollout.alerts import Alert, Unavailable
 from rollout.analysis.observation import MetricsSource, MetricsSourceError, Target
 from rollout.driver import policy_digest
 from rollout.engine import Abort, Event, Promote, Resumed, Retry, Started, Tick
@@ -250,6 +251,22 @@ class Controller:
         except Exception:  # a bug in the loop itself: liveness reports it, the pod restarts
             log.exception("the work queue stopped")
 
+    def deliver_alert(self, model: str, version: str, alert: Alert) -> bool:
+        """The alert webhook's callback: a firing alert on the candidate of the rollouts it
+        names reaches each of them now (the engine pauses or rolls back, per the policy)."""
+        term = self._term
+        if term is None:
+            raise Unavailable("this controller replica is not the leader; the leader acts")
+        hit = False
+        for key in list(term.entries):
+            state = term.reconciler.state(key)
+            if state is None or (state.target.model, state.target.candidate) != (model, version):
+                continue
+            term.reconciler.signal(key, alert.fired())
+            term.scheduler.add(key)
+            hit = True
+        return hit
+
     def _enqueue(self, key: str) -> None:
         term = self._term
         if term is not None:
@@ -407,8 +424,8 @@ class Controller:
         now = self.clock.now()
         if entry.wake_at is None:
             return None
-        if now < entry.wake_at != ASKED_FOR_LOOK:  # an asked look may have been answered
-            return entry.wake_at
+        if now < entry.wake_at != ASKED_FOR_LOOK and not term.reconciler.signalled(key):
+            return entry.wake_at  # (an asked look may have been answered; an alert is now)
         if term.store.context(key).error:
             term.store.set_context(key, error="")  # cleared by this reconcile's save
         before = term.reconciler.state(key)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from rollout.alerts import AlertReceiver, AlertWebhook
 from rollout.exit_codes import ExitCode
 from rollout.k8s.api import KubeConfigError, RolloutApi, connect
 from rollout.k8s.controller import Controller, ControllerSettings, run_controller
@@ -36,6 +37,7 @@ class ServeOptions:
     renew_deadline: float
     retry_period: float
     identity: str
+    alert_webhook: AlertWebhook | None = None
 
 
 def serve(options: ServeOptions) -> ExitCode:
@@ -85,6 +87,21 @@ def serve(options: ServeOptions) -> ExitCode:
             return ExitCode.BAD_INPUT
         log.info("health endpoints on port %d: /healthz, /readyz", health.port)
 
+    receiver = None
+    if options.alert_webhook is not None:
+        webhook = options.alert_webhook
+        try:
+            receiver = AlertReceiver(
+                webhook.secret, controller.deliver_alert, address=webhook.address, port=webhook.port
+            ).start()
+        except OSError as exc:
+            log.error("--alert-webhook-port: cannot listen on %s:%d: %s", webhook.address,
+                      webhook.port, exc.strerror or exc)  # fmt: skip
+            if health is not None:
+                health.stop()
+            return ExitCode.INFRASTRUCTURE
+        log.info("alert webhook on %s", receiver.url)
+
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
         log.info("SIGTERM: finishing running steps, then stopping")
         controller.stop()
@@ -99,6 +116,8 @@ def serve(options: ServeOptions) -> ExitCode:
     finally:
         if health is not None:
             health.stop()
+        if receiver is not None:
+            receiver.stop()
     log.info("controller %s stopped", identity)
     return ExitCode.PROMOTED
 
