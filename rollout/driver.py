@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 import math
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -44,6 +44,7 @@ from rollout.engine import (
 from rollout.evidence.render import render_text
 from rollout.evidence.report import SpanTiming
 from rollout.exit_codes import ExitCode
+from rollout.observe import Observer, Observers, reconcile_observed
 from rollout.reconcile import (
     Advanced,
     Clock,
@@ -134,6 +135,7 @@ class Driver:
         console: Console | None = None,
         policy_source: str = "",
         key: str | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.name = name
         self.key = key or state_key("default", name)
@@ -156,6 +158,7 @@ class Driver:
             policy_source=policy_source,
         )
         self.reconciler = Reconciler(store, self.clock, LocalQueryLog(store.directory))
+        self.observer: Observer = observer or Observers()
         self._shown = ""
         self._summarised = False
         self._exit_codes: dict[Phase, ExitCode] = EXIT_CODES
@@ -295,7 +298,7 @@ class Driver:
         return self._finish(final)
 
     def _step(self, key: str) -> float | None:
-        outcome = self.reconciler.reconcile(key)
+        outcome = reconcile_observed(self.reconciler, self.rollout, self.observer)
         for happening in outcome.happened:
             self._show(happening)
         state = outcome.state
@@ -459,13 +462,18 @@ def build_driver(
     console: Console,
     clock: Clock | None = None,
     spans_lookup: Callable[[str], tuple[SpanTiming, ...]] | None = None,
+    observers: Sequence[Observer] = (),
 ) -> Driver:
-    """The spec's router, Prometheus source and state file; SpecError when one is unusable."""
+    """The spec's router, Prometheus source, notifications and state file; SpecError when
+    one is unusable. `observers` watch every tick beside the spec's notifications."""
     from rollout.analysis.prometheus import PrometheusSource
+    from rollout.notify import build_notifier
     from rollout.routers import build_router
 
     body = spec.spec
     meta = spec.metadata
+    notifier = build_notifier(body.notifications)
+    watching = [*observers, notifier] if notifier is not None else list(observers)
     return Driver(
         name=meta.name,
         router=build_router(body.router),
@@ -483,6 +491,7 @@ def build_driver(
         clock=clock,
         console=console,
         policy_source=body.policy if isinstance(body.policy, str) else "",
+        observer=Observers(watching),
     )
 
 
@@ -496,6 +505,7 @@ def run_from_spec(
     clock: Clock | None = None,
     spans_lookup: Callable[[str], tuple[SpanTiming, ...]] | None = None,
     on_interrupt: str = INTERRUPTED_RESUMABLE,
+    observers: Sequence[Observer] = (),
 ) -> ExitCode:
     """`rollout run`: 0 promoted, 1 rolled back, 2 paused or interrupted, 3 bad input or
     locked by another run, 4 router or Prometheus unreachable before any traffic moved.
@@ -509,6 +519,7 @@ def run_from_spec(
             console=console,
             clock=clock,
             spans_lookup=spans_lookup,
+            observers=observers,
         ),
         Driver.run,
         console,
@@ -618,3 +629,4 @@ def _drive(
         return ExitCode.PAUSED
     finally:
         driver.source.close()
+        driver.observer.close()  # queued notifications go out now (bounded)
