@@ -84,7 +84,7 @@ class _Worker:
             log.warning(
                 "notification %s of rollout %s to %s dropped: %d notices are waiting for it",
                 notice.kind.value, notice.rollout, self.destination.name, self.queue_size,
-                extra=_fields(notice, self.destination),
+                extra={"fields": _fields(notice, self.destination)},
             )  # fmt: skip
             return
         self._queue.put(notice)
@@ -115,7 +115,7 @@ class _Worker:
         log.warning(
             "notification %s of rollout %s to %s not sent: the rollout process is exiting",
             notice.kind.value, notice.rollout, self.destination.name,
-            extra=_fields(notice, self.destination),
+            extra={"fields": _fields(notice, self.destination)},
         )  # fmt: skip
 
     def _deliver(self, notice: Notice) -> None:
@@ -137,14 +137,14 @@ class _Worker:
             log.warning(
                 "notification %s of rollout %s to %s failed after %d attempt(s): %s",
                 notice.kind.value, notice.rollout, self.destination.name, tries, exc,
-                extra=_fields(notice, self.destination),
+                extra={"fields": _fields(notice, self.destination)},
             )  # fmt: skip
             return
         self.sent += 1
         log.info(
             "notification %s of rollout %s sent to %s",
             notice.kind.value, notice.rollout, self.destination.name,
-            extra=_fields(notice, self.destination),
+            extra={"fields": _fields(notice, self.destination)},
         )  # fmt: skip
 
     def _post(self, body: bytes, headers: dict[str, str]) -> None:
