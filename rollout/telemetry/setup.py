@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
@@ -24,15 +25,17 @@ def running_telemetry(
     """Logging, tracing and (with a port) the metrics server; yields the observers to hand
     the driver. OSError when the metrics port cannot be bound. Spans still queued are
     exported on the way out."""
-    configure_logging(log_format, log_stream)
-    observers: list[Observer] = []
-    if log_format is LogFormat.JSON:
-        observers.append(RolloutLog())
     server = None
+    observers: list[Observer] = []
     if metrics_port is not None:
         metrics = RolloutMetrics()
         server = serve_metrics(metrics.registry, metrics_port, metrics_address)
         observers.append(metrics)
+    logger = logging.getLogger("rollout")
+    before = (list(logger.handlers), logger.level, logger.propagate)
+    configure_logging(log_format, log_stream)
+    if log_format is LogFormat.JSON:
+        observers.append(RolloutLog())
     provider = configure_tracing()
     try:
         yield observers
@@ -41,3 +44,5 @@ def running_telemetry(
             server.stop()
         if provider is not None:
             provider.shutdown()
+        # As it was: a process that runs more than one rollout (tests, a notebook) logs on.
+        logger.handlers[:], logger.level, logger.propagate = before
