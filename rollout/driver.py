@@ -44,6 +44,7 @@ from rollout.engine import (
 from rollout.evidence.render import render_text
 from rollout.evidence.report import SpanTiming
 from rollout.exit_codes import ExitCode
+from rollout.live import LivePanel, live_panel
 from rollout.observe import Observer, Observers, reconcile_observed
 from rollout.reconcile import (
     Advanced,
@@ -163,6 +164,7 @@ class Driver:
         self._summarised = False
         self._exit_codes: dict[Phase, ExitCode] = EXIT_CODES
         self._stop_when_confirmed = False  # `promote` without --full: the step, then stop
+        self._live: LivePanel | None = None
 
     def run(self) -> ExitCode:
         """Start or resume the rollout; StateLockedError / StateError when it cannot."""
@@ -292,7 +294,8 @@ class Driver:
         self.reconciler.track(self.rollout, event, state, version)
         scheduler = Scheduler(self._step, self.clock)
         scheduler.add(self.key)
-        scheduler.run()  # SIGTERM and Ctrl-C raise through it: the scheduler stops there
+        with live_panel(self.console, self.clock.now, self.policy) as self._live:
+            scheduler.run()  # SIGTERM and Ctrl-C raise through it: the scheduler stops there
         final = self.reconciler.state(self.key)
         assert final is not None
         return self._finish(final)
@@ -302,6 +305,8 @@ class Driver:
         for happening in outcome.happened:
             self._show(happening)
         state = outcome.state
+        if self._live is not None:  # a terminal: the panel, beside the lines above it
+            self._live.show(state, outcome.wake_at)
         if self._stop_when_confirmed and state.phase is Phase.PROGRESSING and state.confirmed:
             return None  # the promoted step is applied; `rollout run` goes on from here
         return outcome.wake_at
