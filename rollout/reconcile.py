@@ -55,6 +55,7 @@ from rollout.gate import custom_window
 from rollout.routers.base import RouterError, TrafficRouter, Weights
 from rollout.spec import Policy
 from rollout.state import (
+    Phase,
     QueryLog,
     RolloutState,
     StateConflict,
@@ -481,6 +482,7 @@ def _collect_evidence(
         errors=True,
         template=settings.trace_link_template,
         limit=settings.max_exemplars,
+        typical_of=_typical_of(rollout, state),
     )
     notes = list(found_notes)
     if threshold is None:
@@ -492,3 +494,13 @@ def _collect_evidence(
         except Exception as exc:  # spans are a bonus: their absence is a note, not a stop
             notes.append(f"span timings could not be read: {exc}")
     return evidence, tuple(notes)
+
+
+def _typical_of(rollout: Rollout, state: RolloutState) -> tuple[str, ...]:
+    """Whose typical traces the report sets beside the telling ones: the baseline's always
+    (its breakdown is the yardstick), the candidate's on a promotion (it has no slow ones)."""
+    if rollout.evidence.max_exemplars == 0:
+        return ()
+    target = rollout.target
+    promoted = state.phase is Phase.PROMOTED
+    return (target.baseline, target.candidate) if promoted else (target.baseline,)
