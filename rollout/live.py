@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
@@ -46,7 +46,7 @@ def _interval(c: Comparison) -> str:
     if c.interval is None:
         return "-"
     low, high = c.interval
-    level = f" ({c.confidence:.0%})" if c.confidence is not None else ""
+    level = f" ({c.confidence * 100:.4g}%)" if c.confidence is not None else ""
     return f"[{low:.3g}, {high:.3g}]{level}"
 
 
@@ -175,10 +175,13 @@ class LivePanel:
         self.state, self.next_at = state, next_at
         self.live.refresh()
 
-    def __rich__(self) -> RenderableType:
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         if self.state is None:
-            return Text("starting...")
-        return rollout_panel(self.state, now=self.now(), next_at=self.next_at, policy=self.policy)
+            yield Text("starting...")
+            return
+        panel = rollout_panel(self.state, now=self.now(), next_at=self.next_at, policy=self.policy)
+        # The CLI's console soft-wraps (never wraps) its lines; the panel's must wrap.
+        yield from console.render(panel, options.update(no_wrap=False, overflow="fold"))
 
 
 @contextmanager

@@ -9,13 +9,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
+from rich.live import Live
 
 from rollout.analysis.observation import Bucket, Observation, Target, VersionCounts
 from rollout.analysis.verdict import Comparison, Judgement, Verdict
 from rollout.driver import run_from_spec
 from rollout.exit_codes import ExitCode
 from rollout.lifecycle import status
-from rollout.live import rollout_panel
+from rollout.live import LivePanel, rollout_panel
 from rollout.routers.base import Weights
 from rollout.state import LocalStateStore, Phase, RolloutState
 from tests.support.backfill import BackfilledPrometheus
@@ -183,3 +184,14 @@ def test_status_watch_on_a_terminal_shows_the_same_panel(tmp_path: Path) -> None
     plain = io.StringIO()
     status(tmp_path, "fraud", watch=True, timeout=0, console=Console(file=plain), poll=0.01)
     assert BOX not in plain.getvalue() and "phase: Promoted" in plain.getvalue()
+
+
+def test_the_live_panel_wraps_a_long_reason_on_the_clis_soft_wrapping_console() -> None:
+    reason = "regression confirmed: " + "candidate P95 145 ms vs baseline 75.5 ms; " * 4
+    state = replace(state_at_step_two(), phase=Phase.ROLLED_BACK, reason=reason.strip())
+    console = Console(file=io.StringIO(), width=80, record=True, soft_wrap=True)  # as the CLI's
+    panel = LivePanel(Live(console=console), lambda: 1430.0, POLICY)
+    panel.state = state
+    console.print(panel)
+    text = " ".join(line.strip("│ ") for line in console.export_text().splitlines())
+    assert reason.strip() in text  # every word of it, over several lines
