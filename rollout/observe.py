@@ -1,4 +1,4 @@
-"""What watches the reconciler: notifications, metrics, logs, the live view.
+"""What watches the reconciler: notifications, metrics and logs.
 
 Everyone who drives rollouts (`rollout run`'s driver, the in-cluster controller) reconciles
 through `reconcile_observed`: one OpenTelemetry span per tick (the queries, the judge and
@@ -14,6 +14,9 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
+from opentelemetry.trace import Status, StatusCode
+
+from rollout.engine import RouterFailed, SourceFailed
 from rollout.reconcile import Advanced, Outcome, Reconciler, Rollout
 from rollout.telemetry.tracing import tick_span
 
@@ -54,17 +57,19 @@ class Observers:
 
 
 def reconcile_observed(reconciler: Reconciler, rollout: Rollout, observer: Observer) -> Outcome:
-    """One reconcile of `rollout` inside its tick span, then the observers."""
+    """One reconcile of `rollout` inside its tick span, then the observers. A tick in which
+    the metrics source or the router failed is an error span, saying why."""
     began = time.perf_counter()
     with tick_span(rollout) as span:
         outcome = reconciler.reconcile(rollout.key)
         seconds = time.perf_counter() - began
         state = outcome.state
+        events = [h.event for h in outcome.happened if isinstance(h, Advanced)]
         span.set_attribute("rollout.phase", state.phase.value)
         span.set_attribute("rollout.step", state.step + 1)
-        span.set_attribute(
-            "rollout.events",
-            [type(h.event).__name__ for h in outcome.happened if isinstance(h, Advanced)],
-        )
+        span.set_attribute("rollout.events", [type(e).__name__ for e in events])
+        failures = [e.reason for e in events if isinstance(e, SourceFailed | RouterFailed)]
+        if failures:
+            span.set_status(Status(StatusCode.ERROR, failures[-1]))
         observer.on_outcome(rollout, outcome, seconds)
     return outcome
