@@ -71,14 +71,18 @@ class _Worker:
         self.failed = 0
         self.dropped = 0
         self._client = httpx.Client(follow_redirects=False)
+        # Started by the first notice: a run that announces nothing starts no thread.
+        self._starting = threading.Lock()
         self._thread = threading.Thread(
             target=self._run, name=f"notify {destination.name}", daemon=True
         )
-        self._thread.start()
 
     def submit(self, notice: Notice) -> None:
         if self._closing.is_set():
             return
+        with self._starting:  # a controller's workers may submit at once
+            if self._thread.ident is None:
+                self._thread.start()
         if self._queue.qsize() >= self.queue_size:
             self.dropped += 1
             log.warning(
@@ -94,9 +98,12 @@ class _Worker:
         self._deadline = deadline
         self._closing.set()
         self._queue.put(None)
+        if self._thread.ident is None:  # never started: nothing to send
+            self._client.close()
 
     def join(self) -> None:
-        self._thread.join(max(0.0, self._deadline - time.monotonic()) + 1.0)
+        if self._thread.ident is not None:
+            self._thread.join(max(0.0, self._deadline - time.monotonic()) + 1.0)
 
     # ------------------------------------------------------------------ the thread
 
