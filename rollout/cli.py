@@ -7,6 +7,7 @@ as bad input does, never click's default 2, which means "paused / inconclusive" 
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import traceback
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from rich.console import Console
 from typer.core import TyperCommand, TyperGroup
 
 from rollout.exit_codes import ExitCode
+from rollout.telemetry import LogFormat
 
 try:  # typer 0.2x carries its own copy of click; older typer uses click itself
     from typer._click import exceptions as click_errors
@@ -275,24 +277,63 @@ def run(
     alert_webhook_port: AlertWebhookPort = None,
     alert_webhook_address: AlertWebhookAddress = "127.0.0.1",
     alert_webhook_token_file: AlertWebhookTokenFile = None,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format",
+            help="json: one JSON log line per look, step and decision on stdout (the summary "
+            "goes to stderr); text: the console",
+        ),
+    ] = LogFormat.TEXT,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=65535, metavar="PORT", help="serve Prometheus metrics on /metrics; off"
+        ),
+    ] = None,
+    metrics_address: Annotated[
+        str, typer.Option(metavar="ADDRESS", help="the address --metrics-port listens on")
+    ] = "127.0.0.1",
 ) -> None:
     """Run a rollout against your Prometheus and router; resumes where a crash left it.
 
-    Exit codes: 0 promoted, 1 rolled back, 2 paused, or interrupted (Ctrl-C or SIGTERM: traffic
-    stays, the same command resumes), 3 bad spec, policy or usage, 4 infrastructure.
+    Spans go over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set. Exit codes: 0 promoted,
+    1 rolled back, 2 paused, or interrupted (Ctrl-C or SIGTERM: traffic stays, the same
+    command resumes), 3 bad spec, policy or usage (or the metrics port is taken),
+    4 infrastructure.
     """
     from rollout.driver import run_from_spec
+    from rollout.telemetry.setup import running_telemetry
 
     webhook = _alert_webhook(alert_webhook_port, alert_webhook_address, alert_webhook_token_file)
     rollout_spec, policy = _load_spec(spec)
-    code = run_from_spec(
-        rollout_spec,
-        policy,
-        state_dir=state_dir,
-        report_dir=report_dir,
-        console=console,
-        alert_webhook=webhook,
-    )
+    out = console if log_format is LogFormat.TEXT else Console(soft_wrap=True, stderr=True)
+    with contextlib.ExitStack() as stack:
+        try:
+            observers = stack.enter_context(
+                running_telemetry(
+                    log_format=log_format,
+                    log_stream=sys.stdout if log_format is LogFormat.JSON else sys.stderr,
+                    metrics_port=metrics_port,
+                    metrics_address=metrics_address,
+                )
+            )
+        except OSError as exc:
+            typer.echo(
+                f"invalid input: cannot serve metrics on {metrics_address}:{metrics_port}: "
+                f"{exc.strerror or exc}; choose another --metrics-port",
+                err=True,
+            )
+            raise typer.Exit(int(ExitCode.BAD_INPUT)) from None
+        code = run_from_spec(
+            rollout_spec,
+            policy,
+            state_dir=state_dir,
+            report_dir=report_dir,
+            console=out,
+            observers=observers,
+            alert_webhook=webhook,
+        )
     raise typer.Exit(int(code))
 
 

@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 import math
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -46,6 +46,8 @@ from rollout.engine import (
 from rollout.evidence.render import render_text
 from rollout.evidence.report import SpanTiming
 from rollout.exit_codes import ExitCode
+from rollout.live import LivePanel, live_panel
+from rollout.observe import Observer, Observers, reconcile_observed
 from rollout.reconcile import (
     Advanced,
     Clock,
@@ -139,6 +141,7 @@ class Driver:
         console: Console | None = None,
         policy_source: str = "",
         key: str | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.name = name
         self.key = key or state_key("default", name)
@@ -161,11 +164,13 @@ class Driver:
             policy_source=policy_source,
         )
         self.reconciler = Reconciler(store, self.clock, LocalQueryLog(store.directory))
+        self.observer: Observer = observer or Observers()
         self._shown = ""
         self._summarised = False
         self._exit_codes: dict[Phase, ExitCode] = EXIT_CODES
         self._stop_when_confirmed = False  # `promote` without --full: the step, then stop
         self._scheduler: Scheduler | None = None  # while a command drives the rollout
+        self._live: LivePanel | None = None
 
     def run(self) -> ExitCode:
         """Start or resume the rollout; StateLockedError / StateError when it cannot."""
@@ -295,7 +300,8 @@ class Driver:
         self.reconciler.track(self.rollout, event, state, version)
         scheduler = self._scheduler = Scheduler(self._step, self.clock)
         scheduler.add(self.key)
-        scheduler.run()  # SIGTERM and Ctrl-C raise through it: the scheduler stops there
+        with live_panel(self.console, self.clock.now, self.policy) as self._live:
+            scheduler.run()  # SIGTERM and Ctrl-C raise through it: the scheduler stops there
         final = self.reconciler.state(self.key)
         assert final is not None
         return self._finish(final)
@@ -316,10 +322,12 @@ class Driver:
         return True
 
     def _step(self, key: str) -> float | None:
-        outcome = self.reconciler.reconcile(key)
+        outcome = reconcile_observed(self.reconciler, self.rollout, self.observer)
         for happening in outcome.happened:
             self._show(happening)
         state = outcome.state
+        if self._live is not None:  # a terminal: the panel, beside the lines above it
+            self._live.show(state, outcome.wake_at)
         if self._stop_when_confirmed and state.phase is Phase.PROGRESSING and state.confirmed:
             return None  # the promoted step is applied; `rollout run` goes on from here
         return outcome.wake_at
@@ -480,13 +488,18 @@ def build_driver(
     console: Console,
     clock: Clock | None = None,
     spans_lookup: Callable[[str], tuple[SpanTiming, ...]] | None = None,
+    observers: Sequence[Observer] = (),
 ) -> Driver:
-    """The spec's router, Prometheus source and state file; SpecError when one is unusable."""
+    """The spec's router, Prometheus source, notifications and state file; SpecError when
+    one is unusable. `observers` watch every tick beside the spec's notifications."""
     from rollout.analysis.prometheus import PrometheusSource
+    from rollout.notify import build_notifier
     from rollout.routers import build_router
 
     body = spec.spec
     meta = spec.metadata
+    notifier = build_notifier(body.notifications)
+    watching = [*observers, notifier] if notifier is not None else list(observers)
     return Driver(
         name=meta.name,
         router=build_router(body.router),
@@ -504,6 +517,7 @@ def build_driver(
         clock=clock,
         console=console,
         policy_source=body.policy if isinstance(body.policy, str) else "",
+        observer=Observers(watching),
     )
 
 
@@ -518,6 +532,7 @@ def run_from_spec(
     spans_lookup: Callable[[str], tuple[SpanTiming, ...]] | None = None,
     on_interrupt: str = INTERRUPTED_RESUMABLE,
     alert_webhook: AlertWebhook | None = None,
+    observers: Sequence[Observer] = (),
 ) -> ExitCode:
     """`rollout run`: 0 promoted, 1 rolled back, 2 paused or interrupted, 3 bad input or
     locked by another run, 4 router or Prometheus unreachable before any traffic moved (or
@@ -533,6 +548,7 @@ def run_from_spec(
             console=console,
             clock=clock,
             spans_lookup=spans_lookup,
+            observers=observers,
         ),
         Driver.run if alert_webhook is None else partial(_run_with_alerts, alert_webhook, console),
         console,
@@ -671,3 +687,4 @@ def _drive(
         return ExitCode.PAUSED
     finally:
         driver.source.close()
+        driver.observer.close()  # queued notifications go out now (bounded)

@@ -296,7 +296,8 @@ def _evidence(
     judgement: Judgement,
     policy: Policy,
 ) -> tuple[tuple[TraceEvidence, ...], tuple[str, ...]]:
-    """Exemplar traces of the candidate's slow or failed requests, for the metrics that failed."""
+    """Exemplar traces of the candidate's slow or failed requests, for the metrics that failed,
+    and typical ones of the baseline (and of the candidate when nothing failed)."""
     settings = EvidenceConfig()
     failed = {c.metric: c for c in judgement.comparisons if c.verdict is Verdict.FAIL}
     latency = failed.get("latency_p95")
@@ -313,6 +314,8 @@ def _evidence(
         errors="error_rate" in failed,
         template=settings.trace_link_template,
         limit=settings.max_exemplars,
+        # A typical trace of each version beside the telling ones (the candidate's on a pass).
+        typical_of=(target.baseline,) if failed else (target.baseline, target.candidate),
     )
 
 

@@ -22,6 +22,7 @@ from rich.markup import escape
 
 from rollout.analysis.stats import version_error_rate, version_p95
 from rollout.exit_codes import ExitCode
+from rollout.live import LivePanel, live_panel
 from rollout.state import LocalFileStore, LocalStateStore, Phase, RolloutState, StateError
 
 STATUS_EXIT_CODES = {
@@ -147,6 +148,14 @@ def _next(state: RolloutState, live: bool, now: float) -> str:
     return "the first look of this step, one analysis interval after its weights were confirmed"
 
 
+def _next_look(state: RolloutState) -> float | None:
+    """When the next look is due, from the last look's length (the state has no policy)."""
+    if state.phase.decided or not state.history or state.last_look_end is None:
+        return None
+    last = state.history[-1]
+    return state.last_look_end + (last.end - last.start)
+
+
 def status(
     state_dir: Path,
     name: str | None,
@@ -164,6 +173,25 @@ def status(
         return ExitCode.BAD_INPUT
     _, path = found
     file = LocalFileStore(path)
+    with live_panel(console, now, enabled=watch) as panel:
+        return _wait(
+            file, path, panel, watch=watch, timeout=timeout, console=console, poll=poll, now=now
+        )
+
+
+def _wait(
+    file: LocalFileStore,
+    path: Path,
+    panel: LivePanel | None,
+    *,
+    watch: bool,
+    timeout: float,
+    console: Console,
+    poll: float,
+    now: Callable[[], float],
+) -> ExitCode:
+    """Print (or, on a terminal with --watch, show in the live panel) the rollout until it
+    settles, stops being driven, or `timeout` runs out."""
     deadline = now() + timeout if timeout > 0 else math.inf
     shown: tuple[str, ...] = ()
     first = True
@@ -179,7 +207,9 @@ def status(
         live = driven(path)
         lines = tuple(describe(state, path, live, now()))
         settled = state.phase.decided and (state.report_written or not live)
-        if first or (watch and lines[:-1] != shown[:-1]):
+        if panel is not None:
+            panel.show(state, _next_look(state))
+        elif first or (watch and lines[:-1] != shown[:-1]):
             console.print("\n".join(lines), markup=False, highlight=False)
         shown, first = lines, False
         if settled and state.phase in STATUS_EXIT_CODES:

@@ -22,6 +22,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Protocol
@@ -54,6 +55,7 @@ from rollout.gate import custom_window
 from rollout.routers.base import RouterError, TrafficRouter, Weights
 from rollout.spec import Policy
 from rollout.state import (
+    Phase,
     QueryLog,
     RolloutState,
     StateConflict,
@@ -61,6 +63,7 @@ from rollout.state import (
     StateStore,
     Version,
 )
+from rollout.telemetry.tracing import child_span
 
 
 class Clock(Protocol):
@@ -106,11 +109,13 @@ class Rollout:
 @dataclass(frozen=True)
 class Advanced:
     """The engine took `event`; `state` is what it returned (saved), `before` the weights
-    the rollout wanted until then."""
+    the rollout wanted until then, `previous` the state it took the event in (what
+    changed, for notices and metrics)."""
 
     event: Event
     before: Weights
     state: RolloutState
+    previous: RolloutState | None = None
 
 
 @dataclass(frozen=True)
@@ -232,14 +237,15 @@ class Reconciler:
         while True:
             before = state.desired
             saved = state
-            state, actions = advance(state, event, rollout.policy, self.clock.now())
+            with child_span("rollout.judge") if isinstance(event, Looked) else nullcontext():
+                state, actions = advance(state, event, rollout.policy, self.clock.now())
             try:
                 state = self._save(tracked, saved, state)
             except StateConflict:
                 tracked.loaded = False  # another writer: the next reconcile starts from theirs
                 tracked.pending = Tick()
                 raise
-            happened.append(Advanced(event, before, state))
+            happened.append(Advanced(event, before, state, saved))
             if not actions:
                 tracked.pending = Tick()
                 return Outcome(rollout.key, state, None, tuple(happened))
@@ -306,22 +312,26 @@ class Reconciler:
         if isinstance(action, SetWeights):
             began = self.clock.now()
             try:
-                rollout.router.set_weights(action.weights)
+                with child_span("rollout.router.set_weights", weights=str(action.weights)):
+                    rollout.router.set_weights(action.weights)
             except RouterError as exc:
                 return RouterFailed(str(exc), since=began)
             return None
         if isinstance(action, ReadWeights):
             began = self.clock.now()
             try:
-                return WeightsRead(rollout.router.get_weights())
+                with child_span("rollout.router.get_weights"):
+                    return WeightsRead(rollout.router.get_weights())
             except RouterError as exc:
                 return RouterFailed(str(exc), since=began)
         if isinstance(action, Observe):
             if self.batch_looks:
                 return action
-            return self._observe(tracked, state, action)
+            with child_span("rollout.query", start=action.start, end=action.end):
+                return self._observe(tracked, state, action)
         if isinstance(action, CollectEvidence):
-            tracked.evidence, tracked.evidence_notes = _collect_evidence(rollout, state)
+            with child_span("rollout.evidence"):
+                tracked.evidence, tracked.evidence_notes = _collect_evidence(rollout, state)
             return None
         assert isinstance(action, WriteReport)
         report = self.report(rollout.key, state)
@@ -388,7 +398,8 @@ class Reconciler:
         began = self.clock.now()
         answers: dict[Target, Event]
         try:
-            looks = source.observe_many(list(starts), starts, end, custom_window=windows)
+            with child_span("rollout.query", rollouts=len(batch), end=end):
+                looks = source.observe_many(list(starts), starts, end, custom_window=windows)
         except MetricsSourceError as exc:
             answers = dict.fromkeys(starts, SourceFailed(str(exc), since=began))
         else:
@@ -507,6 +518,7 @@ def _collect_evidence(
         errors=True,
         template=settings.trace_link_template,
         limit=settings.max_exemplars,
+        typical_of=_typical_of(rollout, state),
     )
     notes = list(found_notes)
     if threshold is None:
@@ -518,3 +530,13 @@ def _collect_evidence(
         except Exception as exc:  # spans are a bonus: their absence is a note, not a stop
             notes.append(f"span timings could not be read: {exc}")
     return evidence, tuple(notes)
+
+
+def _typical_of(rollout: Rollout, state: RolloutState) -> tuple[str, ...]:
+    """Whose typical traces the report sets beside the telling ones: the baseline's always
+    (its breakdown is the yardstick), the candidate's on a promotion (it has no slow ones)."""
+    if rollout.evidence.max_exemplars == 0:
+        return ()
+    target = rollout.target
+    promoted = state.phase is Phase.PROMOTED
+    return (target.baseline, target.candidate) if promoted else (target.baseline,)

@@ -12,9 +12,11 @@ import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -354,6 +356,115 @@ class EvidenceConfig(_Model):
         return template
 
 
+class NoticeKind(StrEnum):
+    """What a notification tells: a step's weights applied, or the rollout's decision."""
+
+    STEP = "step"
+    PROMOTED = "promoted"
+    ROLLED_BACK = "rolled_back"
+    PAUSED = "paused"
+    ABORTED = "aborted"
+
+
+def http_url_problem(value: str) -> str | None:
+    """Why `value` is not an http(s) URL with a host; None when it is. Never echoes the
+    value: a webhook URL often carries its token."""
+    if not value or any(c.isspace() for c in value):
+        return "not a URL (empty, or has spaces)"
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # a bad port raises here
+    except ValueError:
+        return "not a URL (its host or port cannot be parsed)"
+    if parts.scheme not in ("http", "https"):
+        return "must start with http:// or https://"
+    if not parts.hostname:
+        return "has no host"
+    return None
+
+
+def _http_url(value: str) -> str:
+    problem = http_url_problem(value)
+    if problem:
+        raise ValueError(f"{problem}; write e.g. https://hooks.example.com/rollout")
+    return value
+
+
+def read_secret_file(path: Path) -> str:
+    """A secret file's text, stripped; ValueError (never with the contents) when it cannot
+    be read or is empty."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise ValueError(
+            f"cannot read the file {str(path)!r}: {reason}; give a readable file holding the secret"
+        ) from None
+    if not text:
+        raise ValueError(f"the file {str(path)!r} is empty; put the secret in it")
+    return text
+
+
+def _secret_http_url(value: SecretStr) -> SecretStr:
+    _http_url(value.get_secret_value())
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+SecretHttpUrl = Annotated[SecretStr, AfterValidator(_secret_http_url)]
+
+
+class WebhookConfig(_Model):
+    """A generic JSON webhook: POST of the notice as JSON, signed when `secretFile` is set
+    (header X-Rollout-Signature: sha256=<HMAC-SHA256 of the body, hex>)."""
+
+    url: HttpUrl
+    secret_file: Path | None = None
+    events: tuple[NoticeKind, ...] = Field(tuple(NoticeKind), min_length=1)
+    timeout: Seconds = Field(5.0, gt=0, le=60)
+
+    @field_validator("secret_file")
+    @classmethod
+    def _readable(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            read_secret_file(path)  # refused now, not at the first notice
+        return path
+
+
+class SlackConfig(_Model):
+    """A Slack incoming webhook (or anything that takes Slack's message JSON). Its URL is a
+    secret: give it in `urlFile`, or inline in `url`."""
+
+    url: SecretHttpUrl | None = None
+    url_file: Path | None = None
+    events: tuple[NoticeKind, ...] = Field(tuple(NoticeKind), min_length=1)
+    timeout: Seconds = Field(5.0, gt=0, le=60)
+
+    @field_validator("url_file")
+    @classmethod
+    def _readable_url(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            problem = http_url_problem(read_secret_file(path))
+            if problem:
+                raise ValueError(f"the file {str(path)!r} does not hold a webhook URL: {problem}")
+        return path
+
+    @model_validator(mode="after")
+    def _one_url(self) -> SlackConfig:
+        if (self.url is None) == (self.url_file is None):
+            raise ValueError("set url or urlFile (a file holding the webhook URL), one of them")
+        return self
+
+
+class NotificationsConfig(_Model):
+    """Where step, promotion, rollback, pause and abort notices go; best effort, never in
+    the way of a rollout (sent in the background, retried with backoff)."""
+
+    webhooks: tuple[WebhookConfig, ...] = Field((), max_length=20)
+    slack: tuple[SlackConfig, ...] = Field((), max_length=20)
+    attempts: int = Field(5, ge=1, le=20, description="tries per notice, with backoff")
+
+
 class RolloutBody(_Model):
     model: str = Field(pattern=NAME_PATTERN, description="the model_name label value")
     baseline: VersionRef
@@ -362,6 +473,7 @@ class RolloutBody(_Model):
     prometheus: PrometheusConfig
     policy: str | Policy = Field("default", description="a policy name, a file path, or inline")
     evidence: EvidenceConfig = EvidenceConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
 
     @model_validator(mode="after")
     def _distinct_versions(self) -> RolloutBody:
@@ -458,7 +570,7 @@ _HINTS = {
     "quantile": "the latency quantile to compare, e.g. 0.95",
     "minRequests": "requests per version before a step may pass, at least 1",
     "version": "the model_version label value: letters, digits and . _ + : / - only",
-    "url": "the Prometheus base URL, e.g. http://prometheus:9090",
+    "prometheus.url": "the Prometheus base URL, e.g. http://prometheus:9090",
 }
 
 
@@ -475,8 +587,8 @@ def _problems(exc: ValidationError) -> list[FieldProblem]:
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown field: remove it or check its spelling (keys are camelCase)"
-        elif loc and loc[-1] in _HINTS:
-            message = f"{message}; expected {_HINTS[loc[-1]]}"
+        elif hint := _HINTS.get(".".join(loc[-2:])) or _HINTS.get(loc[-1] if loc else ""):
+            message = f"{message}; expected {hint}"
         problems.append(FieldProblem(path=".".join(loc) or "(document)", message=message))
     return problems
 

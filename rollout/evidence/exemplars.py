@@ -1,4 +1,5 @@
-"""Exemplars -> trace evidence: which of the candidate's requests a report names, and links.
+"""Exemplars -> trace evidence: which requests a report names, and links: the candidate's
+slow and failed ones, and a few typical ones of each version to set beside them.
 
 Pure: the driver and the gate fetch exemplars (`MetricsSource.exemplars`) and span timings
 (e.g. from the demo's exported spans); this module only selects, orders and links them.
@@ -7,6 +8,7 @@ Pure: the driver and the gate fetch exemplars (`MetricsSource.exemplars`) and sp
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Final
@@ -17,7 +19,8 @@ from rollout.evidence.report import SpanTiming, TraceEvidence
 
 SLOW: Final = "slow"
 ERROR: Final = "error"
-KINDS: Final = (SLOW, ERROR)
+TYPICAL: Final = "typical"  # near the median latency of the version's exemplars
+KINDS: Final = (SLOW, ERROR, TYPICAL)
 TRACE_ID_PLACEHOLDER: Final = "{trace_id}"
 
 
@@ -47,7 +50,8 @@ def select_evidence(
 
     `slow`: exemplars above `threshold` seconds (the baseline's quantile x (1 + tolerance)),
     slowest first. `error`: the exemplars of failed requests (the caller asks the source for
-    those), most recent first; `threshold`, when given, still filters by latency.
+    those), most recent first; `threshold`, when given, still filters by latency. `typical`:
+    the exemplars nearest the median latency of those given, nearest first.
     An exemplar without a trace ID, or a slow one without a finite latency, names nothing.
     """
     if kind not in KINDS:
@@ -65,7 +69,22 @@ def select_evidence(
         known = best.get(key)
         if known is None or _rank(exemplar, kind) < _rank(known, kind):
             best[key] = exemplar
+    if kind == TYPICAL:
+        return _typical(best.values(), template, limit)
     chosen = sorted(best.values(), key=lambda e: (_rank(e, kind), e.trace_id))[:limit]
+    return _evidence(chosen, kind, template)
+
+
+def _typical(exemplars: Iterable[Exemplar], template: str, limit: int) -> tuple[TraceEvidence, ...]:
+    finite = [e for e in exemplars if math.isfinite(e.value)]
+    if not finite:
+        return ()
+    median = statistics.median(e.value for e in finite)
+    chosen = sorted(finite, key=lambda e: (abs(e.value - median), -e.timestamp, e.trace_id))
+    return _evidence(chosen[:limit], TYPICAL, template)
+
+
+def _evidence(chosen: Iterable[Exemplar], kind: str, template: str) -> tuple[TraceEvidence, ...]:
     return tuple(
         TraceEvidence(
             trace_id=exemplar.trace_id.strip(),

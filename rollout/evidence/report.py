@@ -22,11 +22,14 @@ class SpanTiming:
 
 @dataclass(frozen=True)
 class TraceEvidence:
-    """One of the candidate's slow or failed requests, as an exemplar names it."""
+    """A request an exemplar names: one of the candidate's slow or failed ones, or a typical
+    one of either version."""
 
     trace_id: str
     version: str
-    kind: str  # "slow" (above the baseline's quantile x (1 + tolerance)) or "error"
+    # "slow" (above the baseline's quantile x (1 + tolerance)), "error", or "typical" (near
+    # the median latency of its version's exemplars)
+    kind: str
     latency_seconds: float | None
     timestamp: float
     link: str  # from the policy's trace-link template

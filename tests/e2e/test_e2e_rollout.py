@@ -86,6 +86,11 @@ def test_rollout_run_ends_with_traffic_where_the_verdict_puts_it(
                 c for c in report["judgement"]["comparisons"] if c["metric"] == "latency_p95"
             )
             assert latency["interval"] is not None  # the promotion states the change
+            # A typical trace of each version, found in its own server's spans.
+            typical = [e for e in report["evidence"] if e["kind"] == "typical"]
+            assert {e["version"] for e in typical} == {"v1", "v2"}
+            for item in typical:
+                assert find_trace([stack.files.spans[item["version"]]], item["trace_id"])
 
 
 def test_demo_rolls_back_a_slow_v2_with_evidence_and_leaves_no_process(tmp_path: Path) -> None:

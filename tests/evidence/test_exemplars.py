@@ -7,7 +7,7 @@ import math
 import pytest
 
 from rollout.analysis.observation import Exemplar
-from rollout.evidence.exemplars import attach_spans, build_link, select_evidence
+from rollout.evidence.exemplars import TYPICAL, attach_spans, build_link, select_evidence
 from rollout.evidence.report import SpanTiming
 
 JAEGER = "http://jaeger:16686/trace/{trace_id}"
@@ -119,3 +119,12 @@ def test_attach_spans_adds_each_traces_timings() -> None:
     assert attached[0].spans == known["aaa"]
     assert attached[1].spans == ()
     assert [e.trace_id for e in attached] == ["aaa", "bbb"]
+
+
+def test_typical_traces_are_those_nearest_the_median_latency() -> None:
+    latencies = [0.05, 0.09, 0.1, 0.11, 2.0, math.nan]
+    exemplars = [ex(f"t{i}", value, T0 + i) for i, value in enumerate(latencies)]
+    chosen = select_evidence(exemplars, kind=TYPICAL, threshold=None, template=JAEGER, limit=3)
+    # The median is 0.1; 0.11 is as near as 0.09 (and later); NaN names nothing.
+    assert [e.trace_id for e in chosen] == ["t2", "t3", "t1"]
+    assert {e.kind for e in chosen} == {TYPICAL}

@@ -456,5 +456,9 @@ def test_the_demo_ends_with_its_html_report_whose_traces_show_where_the_time_wen
     pixels = rendered.screenshot.pixels()
     for colour in charts.STAGE_COLOURS.values():
         assert near(pixels, colour) > 300, (colour, near(pixels, colour))
+    # The baseline's typical traces were gathered too: its median breakdown is the first bar,
+    # and the page names an example trace of each version.
+    assert "v1 typical (median of" in rendered.dom
+    assert "no trace of it in this report" not in rendered.dom
     # The spans file the trace links point into was never read as a page resource.
     assert "spans-v2.jsonl" not in rendered.network

@@ -76,4 +76,16 @@ CASES: dict[str, tuple[str, str, Mutation]] = {
         lambda s, p: s["spec"].update(policy={"steps": [_step(0)]}),
     ),
     "no-prometheus": ("spec", "spec.prometheus", lambda s, p: s["spec"].pop("prometheus")),
+    "webhook-url": (
+        "spec",
+        "spec.notifications.webhooks.0.url",
+        lambda s, p: s["spec"].update(notifications={"webhooks": [{"url": "hooks.example/x"}]}),
+    ),
+    "webhook-secret-file": (
+        "spec",
+        "spec.notifications.webhooks.0.secretFile",
+        lambda s, p: s["spec"].update(
+            notifications={"webhooks": [{"url": "http://h/x", "secretFile": "/nonexistent/hmac"}]}
+        ),
+    ),
 }
