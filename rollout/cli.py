@@ -682,6 +682,16 @@ def controller(
     alert_webhook_port: AlertWebhookPort = None,
     alert_webhook_address: AlertWebhookAddress = "127.0.0.1",
     alert_webhook_token_file: AlertWebhookTokenFile = None,
+    log_format: Annotated[
+        LogFormat, typer.Option("--log-format", help="json: one JSON object per log line")
+    ] = LogFormat.TEXT,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, metavar="PORT", help="serve Prometheus metrics on /metrics"),
+    ] = None,
+    metrics_address: Annotated[
+        str, typer.Option(metavar="ADDRESS", help="the address --metrics-port listens on")
+    ] = "0.0.0.0",
 ) -> None:
     """Run the in-cluster controller: drive every ModelRollout resource to its decision.
 
@@ -710,6 +720,9 @@ def controller(
         retry_period=retry_period,
         identity=identity,
         alert_webhook=webhook,
+        log_format=log_format,
+        metrics_port=metrics_port,
+        metrics_address=metrics_address,
     )
     raise typer.Exit(int(serve(options)))
 

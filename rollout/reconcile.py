@@ -207,6 +207,10 @@ class Reconciler:
         with self._mutex:
             self._tracked.pop(key, None)
 
+    def rollout(self, key: str) -> Rollout | None:
+        tracked = self._tracked.get(key)
+        return None if tracked is None else tracked.rollout
+
     def state(self, key: str) -> RolloutState | None:
         tracked = self._tracked.get(key)
         return None if tracked is None else tracked.state

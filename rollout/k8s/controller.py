@@ -52,6 +52,7 @@ from rollout.k8s.resource import (
 )
 from rollout.k8s.status import RequestStatus
 from rollout.k8s.store import RolloutGone, StatusStore
+from rollout.observe import Observer, Observers, reconcile_observed
 from rollout.reconcile import (
     ASKED_FOR_LOOK,
     Clock,
@@ -163,9 +164,11 @@ class Controller:
         fence: Callable[[], None] = _unfenced,
         router_factory: RouterFactory = default_router,
         source_factory: SourceFactory = default_source,
+        observer: Observer | None = None,
     ) -> None:
         self.api = api
         self.settings = settings
+        self.observer: Observer = observer or Observers()  # metrics, JSON logs
         self.clock = clock or SystemClock()
         self.fence = fence
         self.router_factory = router_factory
@@ -429,7 +432,9 @@ class Controller:
         if term.store.context(key).error:
             term.store.set_context(key, error="")  # cleared by this reconcile's save
         before = term.reconciler.state(key)
-        outcome = term.reconciler.reconcile(key)
+        rollout = term.reconciler.rollout(key)
+        assert rollout is not None  # tracked above
+        outcome = reconcile_observed(term.reconciler, rollout, self.observer)  # a tick span
         entry.wake_at = outcome.wake_at
         self._announce(term, key, obj, outcome, before)
         return outcome.wake_at

@@ -4,9 +4,11 @@ the lease, exit 0)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,9 @@ from rollout.k8s.api import KubeConfigError, RolloutApi, connect
 from rollout.k8s.controller import Controller, ControllerSettings, run_controller
 from rollout.k8s.health import HealthServer, parse_address
 from rollout.k8s.leader import LeaderElector, LeaseSettings, default_identity
+from rollout.observe import Observers
+from rollout.telemetry import LogFormat
+from rollout.telemetry.setup import running_telemetry
 
 log = logging.getLogger("rollout.controller")
 
@@ -38,6 +43,9 @@ class ServeOptions:
     retry_period: float
     identity: str
     alert_webhook: AlertWebhook | None = None
+    log_format: LogFormat = LogFormat.TEXT
+    metrics_port: int | None = None
+    metrics_address: str = "127.0.0.1"
 
 
 def serve(options: ServeOptions) -> ExitCode:
@@ -45,6 +53,23 @@ def serve(options: ServeOptions) -> ExitCode:
         level=os.environ.get("ROLLOUT_LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    with contextlib.ExitStack() as telemetry:
+        try:
+            observers = telemetry.enter_context(
+                running_telemetry(
+                    log_format=options.log_format,
+                    log_stream=sys.stdout if options.log_format is LogFormat.JSON else sys.stderr,
+                    metrics_port=options.metrics_port,
+                    metrics_address=options.metrics_address,
+                )
+            )
+        except OSError as exc:
+            log.error("cannot serve metrics on port %s: %s", options.metrics_port, exc)
+            return ExitCode.BAD_INPUT
+        return _serve(options, Observers(observers))
+
+
+def _serve(options: ServeOptions, observer: Observers) -> ExitCode:
     identity = options.identity or default_identity()
     try:
         api_client = connect(options.kubeconfig, options.context)
@@ -75,6 +100,7 @@ def serve(options: ServeOptions) -> ExitCode:
             identity=identity,
         ),
         fence=elector.fence if elector is not None else _unfenced,
+        observer=observer,
     )
     health = None
     if address is not None:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from rollout.demo.launcher import DemoStack
+from rollout.demo.launcher import MODEL, DemoStack
 from rollout.routers.base import ALL_BASELINE, ALL_CANDIDATE
 from rollout.routers.haproxy import HAProxyRouter
+from rollout.telemetry.metrics import RolloutMetrics
 from tests.support.fake_kube import FakeApiServer
 from tests.support.k8s_bench import (
     ControllerThread,
@@ -48,9 +49,10 @@ def test_a_rollout_through_the_controller_ends_as_the_data_says(
     tmp_path: Path, api: FakeApiServer, scenario: str, phase: str, weights: object
 ) -> None:
     client = api.api_client()
+    metrics = RolloutMetrics()  # what `rollout controller --metrics-port` serves
     with DemoStack(tmp_path / "stack", scenario, RPS, seed=5).start() as stack:
         create(client, rollout_document(stack, "fraud"))
-        with ControllerThread(client):
+        with ControllerThread(client, observer=metrics):
             found = decided(client, "fraud")
             if phase == "RolledBack":  # the evidence follows the decision
                 found = wait_for("trace IDs", lambda: status(client, "fraud").get("traceIds"))
@@ -68,4 +70,13 @@ def test_a_rollout_through_the_controller_ends_as_the_data_says(
     assert condition(found, "Progressing")["status"] == "False"
     seen = reasons(client, "fraud")
     assert seen.count("Step") == (1 if phase == "RolledBack" else 2)
+    samples = [s for m in metrics.registry.collect() for s in m.samples]
+    decisions = {
+        s.labels["decision"]: s.value
+        for s in samples
+        if s.name == "rollout_decisions_total" and s.labels["model_name"] == MODEL
+    }
+    assert decisions[found["decision"]] == 1
+    timed = [s.value for s in samples if s.name == "rollout_analysis_seconds_count"]
+    assert timed and timed[0] >= 1  # every look's reconcile timed
     assert phase in seen

@@ -22,6 +22,7 @@ from rollout.k8s.api import RolloutApi
 from rollout.k8s.controller import Controller, ControllerSettings, run_controller
 from rollout.k8s.crd import GROUP, PLURAL, VERSION, crd_document
 from rollout.k8s.leader import LeaderElector
+from rollout.observe import Observer
 from rollout.spec import format_duration
 
 T = TypeVar("T")
@@ -123,11 +124,13 @@ class ControllerThread:
         elector: LeaderElector | None = None,
         workers: int = 2,
         watch_seconds: int = 30,
+        observer: Observer | None = None,
     ) -> None:
         self.controller = Controller(
             RolloutApi(api_client),
             ControllerSettings(workers=workers, identity=identity, watch_seconds=watch_seconds),
             fence=elector.fence if elector is not None else _unfenced,
+            observer=observer,
         )
         self.elector = elector
         self.thread = threading.Thread(
