@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -65,6 +66,9 @@ from rollout.state import (
     StateError,
     StateLockedError,
 )
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
 
 __all__ = [
     "ABORT_EXIT_CODES",
@@ -463,12 +467,13 @@ def build_driver(
     """The spec's router, Prometheus source and state file; SpecError when one is unusable."""
     from rollout.analysis.prometheus import PrometheusSource
     from rollout.routers import build_router
+    from rollout.routers.base import RouterPlace
 
     body = spec.spec
     meta = spec.metadata
     return Driver(
         name=meta.name,
-        router=build_router(body.router),
+        router=build_router(body.router, RouterPlace(meta.namespace, meta.name, _kube_client)),
         source=PrometheusSource(body.prometheus, policy.metrics, policy.custom_metrics),
         store=LocalStateStore(state_dir),
         key=state_key(meta.namespace, meta.name),
@@ -484,6 +489,16 @@ def build_driver(
         console=console,
         policy_source=body.policy if isinstance(body.policy, str) else "",
     )
+
+
+def _kube_client() -> ApiClient:
+    """A Kubernetes router's API client: $KUBECONFIG, ~/.kube/config, else in-cluster."""
+    from rollout.k8s.api import KubeConfigError, connect
+
+    try:
+        return connect()
+    except KubeConfigError as exc:
+        raise RouterError(str(exc)) from None
 
 
 def run_from_spec(
