@@ -77,11 +77,12 @@ def without_server_fields(obj: Object) -> Object:
 class Objects:
     """Someone else's reads and writes (kubectl, a GitOps tool, KServe's controller)."""
 
-    def __init__(self, api: FakeApiServer) -> None:
+    def __init__(self, api: FakeApiServer, namespace: str = NAMESPACE) -> None:
         self.base = api.url
+        self.namespace = namespace
 
     def _path(self, resource: Resource, name: str = "", namespaced: bool = True) -> str:
-        ref = ObjectRef(resource, NAMESPACE, name, "")
+        ref = ObjectRef(resource, self.namespace, name, "")
         if not namespaced:
             root = "/apis/" + resource.group if resource.group else "/api"
             return f"{root}/{resource.version}/{resource.plural}" + (f"/{name}" if name else "")
