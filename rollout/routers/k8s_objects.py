@@ -113,6 +113,7 @@ class KubeObjects:
 
     def _call(self, method: str, ref: ObjectRef, path: str, body: Object | None = None) -> Object:
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
         api = self._api()
         headers = {"Accept": "application/json"}
@@ -131,7 +132,7 @@ class KubeObjects:
             found = api.response_deserialize(response, {"200": "object", "201": "object"}).data
         except ApiException as exc:
             raise self._refused(exc, ref) from None
-        except (OSError, ValueError) as exc:  # urllib3's errors are OSErrors
+        except (HTTPError, OSError, ValueError) as exc:  # urllib3's, the socket's, bad JSON
             raise RouterError(
                 f"{ref}: cannot reach the Kubernetes API ({type(exc).__name__}: {exc})"
             ) from None
