@@ -5,6 +5,8 @@ controller builds them."""
 from __future__ import annotations
 
 import copy
+import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -23,6 +25,7 @@ NAMESPACE = "ml"
 # On every object: what other people and controllers put there, which must survive our writes.
 FOREIGN_LABELS = {"team": "search", "argocd.argoproj.io/instance": "ranker"}
 FOREIGN_ANNOTATIONS = {"owner": "search-team@example.com", "other.io/checksum": "abc123"}
+_SENT: Counter[str] = Counter()  # requests `Objects` sent, per API server URL
 
 
 @contextmanager
@@ -89,12 +92,14 @@ class Objects:
         return ref.path if name else ref.collection
 
     def create(self, resource: Resource, obj: Object, namespaced: bool = True) -> Object:
+        _SENT[self.base] += 1
         body = {"apiVersion": _api_version(resource), "kind": resource.kind, **obj}
         answer = httpx.post(self.base + self._path(resource, namespaced=namespaced), json=body)
         assert answer.status_code == 201, answer.text
         return dict(answer.json())
 
     def get(self, resource: Resource, name: str) -> Object:
+        _SENT[self.base] += 1
         answer = httpx.get(self.base + self._path(resource, name))
         assert answer.status_code == 200, answer.text
         return dict(answer.json())
@@ -102,6 +107,7 @@ class Objects:
     def merge_patch(
         self, resource: Resource, name: str, patch: Object, status: bool = False
     ) -> Object:
+        _SENT[self.base] += 1
         path = self._path(resource, name) + ("/status" if status else "")
         answer = httpx.patch(
             self.base + path,
@@ -110,6 +116,17 @@ class Objects:
         )
         assert answer.status_code == 200, answer.text
         return dict(answer.json())
+
+
+def others_requests(api: FakeApiServer) -> int:
+    """How many requests `Objects` sent to `api`, once the server's log holds them all (it
+    logs a request after answering it); the requests logged after those are the router's."""
+    sent = _SENT[api.url]
+    deadline = time.monotonic() + 10
+    while len(api.requests) < sent:
+        assert time.monotonic() < deadline, "the fake API server did not log every request"
+        time.sleep(0.01)
+    return sent
 
 
 def _api_version(resource: Resource) -> str:
