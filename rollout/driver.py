@@ -473,7 +473,7 @@ def build_driver(
     meta = spec.metadata
     return Driver(
         name=meta.name,
-        router=build_router(body.router, RouterPlace(meta.namespace, meta.name, _kube_client)),
+        router=build_router(body.router, RouterPlace(meta.namespace, _kube_client)),
         source=PrometheusSource(body.prometheus, policy.metrics, policy.custom_metrics),
         store=LocalStateStore(state_dir),
         key=state_key(meta.namespace, meta.name),

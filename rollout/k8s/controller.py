@@ -418,7 +418,7 @@ class Controller:
         body, policy = accepted.spec.spec, accepted.policy
         # Kubernetes routers act with the controller's own client (its service account).
         api_client = self.api.api_client
-        place = RouterPlace(meta["namespace"], meta["name"], lambda: api_client)
+        place = RouterPlace(meta["namespace"], lambda: api_client)
         return Rollout(
             key=key,
             name=meta["name"],
@@ -465,6 +465,7 @@ class Controller:
             if request is not None:
                 self._answer(term, key, obj, request, refusal(request.action, None))
             self._preflight(rollout, now)
+            term.cannot_start.pop(key, None)  # a later failure is news again
             state = RolloutState.new(rollout.name, rollout.target, digest, now)
             event = Started()
         else:

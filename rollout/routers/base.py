@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, get_args
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, get_args
 
 from rollout.spec_base import SpecModel
 
@@ -84,12 +84,11 @@ class RouterModel(SpecModel):
 
 @dataclass(frozen=True)
 class RouterPlace:
-    """Where a router acts: the rollout's namespace and name (its objects' namespace unless
-    the router names another) and a Kubernetes API client, made on first use (so routers
-    outside Kubernetes never need one); `kube` raises RouterError when none can be made."""
+    """Where a router acts: the rollout's namespace (its objects' namespace unless the
+    router names another) and a Kubernetes API client, made on first use (so routers outside
+    Kubernetes never need one); `kube` raises RouterError when none can be made."""
 
     namespace: str
-    name: str
     kube: Callable[[], ApiClient]
 
 
@@ -109,8 +108,8 @@ class RouterKind(Generic[Config]):
 
 
 def kind_of(config: type[RouterModel]) -> str:
-    """The `kind` a config model answers to (its `kind: Literal[...]` field)."""
-    annotation: Any = config.model_fields["kind"].annotation
-    (kind,) = get_args(annotation)
-    assert isinstance(kind, str) and annotation == Literal[kind]
+    """The `kind` a config model answers to (its `kind: Literal["..."]` field)."""
+    (kind,) = get_args(config.model_fields["kind"].annotation)
+    if not isinstance(kind, str):
+        raise TypeError(f"{config.__name__}.kind must be a Literal of one string")
     return kind

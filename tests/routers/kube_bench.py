@@ -55,7 +55,7 @@ def router(api: FakeApiServer, config: dict[str, Any]) -> KubeRouter:
     from pydantic import TypeAdapter
 
     parsed = TypeAdapter(RouterConfig).validate_python(config)
-    built = build_router(parsed, RouterPlace(NAMESPACE, "ranker", api.api_client))
+    built = build_router(parsed, RouterPlace(NAMESPACE, api.api_client))
     assert isinstance(built, KubeRouter)
     return built
 

@@ -23,7 +23,7 @@ def no_cluster() -> typing.NoReturn:
     raise RouterError("no cluster in this test")
 
 
-PLACE = RouterPlace("ml", "fraud", no_cluster)
+PLACE = RouterPlace("ml", no_cluster)
 # A minimal `router` block of every kind (the README's Routers table shows the same).
 MINIMAL = {
     "haproxy": {
