@@ -20,6 +20,7 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -69,6 +70,9 @@ from rollout.state import (
     StateError,
     StateLockedError,
 )
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
 
 __all__ = [
     "ABORT_EXIT_CODES",
@@ -495,6 +499,7 @@ def build_driver(
     from rollout.analysis.prometheus import PrometheusSource
     from rollout.notify import build_notifier
     from rollout.routers import build_router
+    from rollout.routers.base import RouterPlace
 
     body = spec.spec
     meta = spec.metadata
@@ -502,7 +507,7 @@ def build_driver(
     watching = [*observers, notifier] if notifier is not None else list(observers)
     return Driver(
         name=meta.name,
-        router=build_router(body.router),
+        router=build_router(body.router, RouterPlace(meta.namespace, _kube_client)),
         source=PrometheusSource(body.prometheus, policy.metrics, policy.custom_metrics),
         store=LocalStateStore(state_dir),
         key=state_key(meta.namespace, meta.name),
@@ -519,6 +524,16 @@ def build_driver(
         policy_source=body.policy if isinstance(body.policy, str) else "",
         observer=Observers(watching),
     )
+
+
+def _kube_client() -> ApiClient:
+    """A Kubernetes router's API client: $KUBECONFIG, ~/.kube/config, else in-cluster."""
+    from rollout.k8s.api import KubeConfigError, connect
+
+    try:
+        return connect()
+    except KubeConfigError as exc:
+        raise RouterError(str(exc)) from None
 
 
 def run_from_spec(

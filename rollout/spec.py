@@ -18,7 +18,6 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -26,7 +25,16 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
+
+# Router configs live with their routers (routers/registry.py); the kinds' shared base is
+# spec_base.py. Names other modules import from here are re-exported explicitly (`as`).
+from rollout.routers.haproxy import HAProxyRouterConfig as HAProxyRouterConfig
+from rollout.routers.registry import RouterConfig as RouterConfig
+from rollout.routers.registry import union_tags
+from rollout.spec_base import NAME_PATTERN, Seconds
+from rollout.spec_base import SpecModel as _Model
+from rollout.spec_base import format_duration as format_duration
+from rollout.spec_base import parse_duration as parse_duration
 
 API_VERSION: Final = "rollout.mlops.dev/v1alpha1"
 MAX_FILE_BYTES = 256 * 1024
@@ -36,47 +44,10 @@ PACKAGED_POLICY_DIR = Path(__file__).resolve().parent / "_policies"
 # Label values travel into PromQL and into HAProxy/Kubernetes objects. The queries
 # escape them anyway; refusing quotes, braces and newlines here gives a clear error early.
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+:/-]{0,62}$"
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 METRIC_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
 LABEL_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 
 _USERINFO_PASSWORD = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^/@:]*:)[^/@]*@")
-_DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(value: object) -> float:
-    """'90s', '2m', '1.5h', '250ms' or a number of seconds -> seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as '30s', '2m' or '1h'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    else:
-        raise ValueError(f"{value!r} is not a duration: write e.g. '30s', '2m' or '1h'")
-    if seconds < 0 or seconds != seconds:
-        raise ValueError("a duration cannot be negative")
-    return seconds
-
-
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
-
-
-def format_duration(seconds: float) -> str:
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{int(seconds // 3600)}h"
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{int(seconds // 60)}m"
-    return f"{seconds:g}s"
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
-    )
-
-
 # ---------------------------------------------------------------------------- policy
 
 
@@ -104,7 +75,12 @@ class AlertRule(_Model):
 class Step(_Model):
     """One traffic step: the candidate's share of traffic and how long to hold it."""
 
-    weight: int = Field(ge=1, le=99, description="candidate's percent of traffic, 1-99")
+    weight: int = Field(
+        ge=0,
+        le=99,
+        description="candidate's percent of traffic, 0-99 (0: judged before any traffic "
+        "moves, on what reaches it otherwise, e.g. k8s-service's blue/green)",
+    )
     hold: Seconds = Field(description="time to hold this weight while analysing")
 
 
@@ -284,32 +260,6 @@ class Metadata(_Model):
 
 class VersionRef(_Model):
     version: str = Field(pattern=VERSION_PATTERN, description="the model_version label value")
-
-
-class HAProxyRouterConfig(_Model):
-    kind: Literal["haproxy"]
-    admin_socket: str = Field(
-        description="HAProxy runtime API: a unix socket path or host:port (stats socket ipv4@)"
-    )
-    backend: str = Field(pattern=NAME_PATTERN)
-    baseline_server: str = Field(pattern=NAME_PATTERN)
-    candidate_server: str = Field(pattern=NAME_PATTERN)
-    timeout: Seconds = Field(5.0, gt=0)
-
-    @model_validator(mode="after")
-    def _distinct(self) -> HAProxyRouterConfig:
-        if self.baseline_server == self.candidate_server:
-            raise ValueError("baselineServer and candidateServer must be different servers")
-        return self
-
-
-class NopRouterConfig(_Model):
-    """Gate mode: traffic is not ours to move."""
-
-    kind: Literal["nop"]
-
-
-RouterConfig = Annotated[HAProxyRouterConfig | NopRouterConfig, Field(discriminator="kind")]
 
 
 class BasicAuth(_Model):
@@ -564,7 +514,7 @@ def parse_yaml(text: str, source: str) -> Any:
 
 # A fix for the fields users get wrong most, keyed by the field's name.
 _HINTS = {
-    "weight": "the candidate's percent of traffic in this step, 1-99 (then 100 on promotion)",
+    "weight": "the candidate's percent of traffic in this step, 0-99 (then 100 on promotion)",
     "hold": "how long to hold the step, e.g. '2m'",
     "alpha": "the false-rollback rate over the whole rollout, between 0 and 1, e.g. 0.01",
     "quantile": "the latency quantile to compare, e.g. 0.95",
@@ -593,7 +543,7 @@ def _problems(exc: ValidationError) -> list[FieldProblem]:
     return problems
 
 
-_UNION_TAGS = ("haproxy", "nop", "sequential", "kayenta")
+_UNION_TAGS = (*union_tags(), "sequential", "kayenta")
 
 
 def policy_from_data(data: Any, source: str) -> Policy:
@@ -639,4 +589,15 @@ def load_spec(path: Path) -> tuple[RolloutSpec, Policy]:
     policy = spec.spec.policy
     if isinstance(policy, str):
         policy = load_policy(policy, relative_to=path.parent)
+    check_router(spec, policy, str(path))
     return spec, policy
+
+
+def check_router(spec: RolloutSpec, policy: Policy, source: str) -> None:
+    """SpecError when the router cannot carry out the policy's steps (k8s-service: 0/100)."""
+    steps = tuple(step.weight for step in policy.steps)
+    problems = spec.spec.router.policy_problems(steps)
+    if problems:
+        raise SpecError(
+            source, [FieldProblem(path="spec.policy.steps", message=m) for m in problems]
+        )

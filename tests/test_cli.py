@@ -25,7 +25,7 @@ def test_policy_validate_accepts_the_shipped_policies() -> None:
 
 def test_policy_validate_prints_every_problem_with_its_field_path(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("steps:\n  - {weight: 0, hold: -1s}\nalpha: 2\nsurprise: 1\n")
+    bad.write_text("steps:\n  - {weight: -1, hold: -1s}\nalpha: 2\nsurprise: 1\n")
     result = runner.invoke(app, ["policy", "validate", str(bad)])
     assert result.exit_code == 3
     for field in ("steps.0.weight", "steps.0.hold", "alpha", "surprise"):
@@ -48,7 +48,8 @@ def test_abort_without_a_saved_rollout_says_there_is_nothing_to_abort(tmp_path: 
         "  model: fraud-detector\n"
         "  baseline: {version: v1}\n"
         "  candidate: {version: v2}\n"
-        "  router: {kind: nop}\n"
+        "  router: {kind: gateway-api, httpRoute: fraud, baselineBackend: fraud-v1,\n"
+        "           candidateBackend: fraud-v2}\n"
         "  prometheus: {url: 'http://127.0.0.1:9'}\n"
     )
     result = runner.invoke(app, ["abort", str(spec), "--state-dir", str(tmp_path / "state")])

@@ -100,7 +100,7 @@ def test_bad_spec_names_the_field(tmp_path: Path, mutate: Any, field: str) -> No
 @pytest.mark.parametrize(
     ("policy", "field"),
     [
-        ({"steps": [{"weight": 0, "hold": "1m"}]}, "steps.0.weight"),
+        ({"steps": [{"weight": -1, "hold": "1m"}]}, "steps.0.weight"),
         ({"steps": [{"weight": 100, "hold": "1m"}]}, "steps.0.weight"),
         ({"steps": [{"weight": 150, "hold": "1m"}]}, "steps.0.weight"),
         ({"steps": [{"weight": 50, "hold": "1m"}, {"weight": 20, "hold": "1m"}]}, "steps"),
@@ -128,7 +128,7 @@ def test_bad_policy_names_the_field(tmp_path: Path, policy: dict[str, Any], fiel
 
 
 def test_every_problem_is_listed_not_just_the_first(tmp_path: Path) -> None:
-    path = write(tmp_path, {"steps": [{"weight": 0, "hold": "-1s"}], "alpha": 2}, "policy.yaml")
+    path = write(tmp_path, {"steps": [{"weight": -1, "hold": "-1s"}], "alpha": 2}, "policy.yaml")
     with pytest.raises(SpecError) as caught:
         load_policy(str(path))
     paths = {p.path for p in caught.value.problems}

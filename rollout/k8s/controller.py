@@ -22,7 +22,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import ProtocolError
 
@@ -63,7 +62,7 @@ from rollout.reconcile import (
     Rollout,
     SystemClock,
 )
-from rollout.routers.base import RouterError, TrafficRouter, Weights
+from rollout.routers.base import RouterError, RouterPlace, TrafficRouter, Weights
 from rollout.scheduler import Scheduler
 from rollout.spec import Policy, PrometheusConfig, RouterConfig
 from rollout.state import Phase, RolloutState, StateConflict, StateError
@@ -73,15 +72,6 @@ RESYNC: Final = "\x00resync"  # the scheduler's key for the periodic resync (no 
 MAX_BACKOFF: Final = 60.0
 
 
-@dataclass(frozen=True)
-class RouterPlace:
-    """Where a router acts: what a Kubernetes router (a later kind) is built from."""
-
-    api_client: client.ApiClient
-    namespace: str
-    name: str
-
-
 RouterFactory = Callable[[RouterConfig, RouterPlace], TrafficRouter]
 SourceFactory = Callable[[PrometheusConfig, Policy], MetricsSource]
 
@@ -89,7 +79,7 @@ SourceFactory = Callable[[PrometheusConfig, Policy], MetricsSource]
 def default_router(config: RouterConfig, place: RouterPlace) -> TrafficRouter:
     from rollout.routers import build_router
 
-    return build_router(config)
+    return build_router(config, place)
 
 
 def default_source(config: PrometheusConfig, policy: Policy) -> MetricsSource:
@@ -151,6 +141,7 @@ class _Term:
     entries: dict[str, _Entry] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
     announced: dict[str, str] = field(default_factory=dict)  # key -> refused spec announced
+    cannot_start: dict[str, str] = field(default_factory=dict)  # key -> preflight announced
     thread: threading.Thread | None = None
 
 
@@ -360,7 +351,9 @@ class Controller:
             self._forget(term, key)
             return None
         except PreflightFailed as exc:
-            self._report_error(term, key, f"cannot start: {exc}; no traffic was moved")
+            why = f"cannot start: {exc}; no traffic was moved"
+            self._report_error(term, key, why)
+            self._warn_cannot_start(term, key, why)
             return self._retry(term, key)
         except (ApiException, StateError, MetricsSourceError, RouterError, OSError) as exc:
             why = api_reason(exc) if isinstance(exc, ApiException) else str(exc)
@@ -403,6 +396,7 @@ class Controller:
         term.entries.pop(key, None)
         term.failures.pop(key, None)
         term.announced.pop(key, None)
+        term.cannot_start.pop(key, None)
 
     def sync(self, term: _Term, key: str) -> float | None:
         with self._cache_lock:
@@ -444,7 +438,9 @@ class Controller:
     def _rollout(self, key: str, obj: Object, accepted: Accepted) -> Rollout:
         meta = obj["metadata"]
         body, policy = accepted.spec.spec, accepted.policy
-        place = RouterPlace(self.api.api_client, meta["namespace"], meta["name"])
+        # Kubernetes routers act with the controller's own client (its service account).
+        api_client = self.api.api_client
+        place = RouterPlace(meta["namespace"], lambda: api_client)
         return Rollout(
             key=key,
             name=meta["name"],
@@ -491,6 +487,7 @@ class Controller:
             if request is not None:
                 self._answer(term, key, obj, request, refusal(request.action, None))
             self._preflight(rollout, now)
+            term.cannot_start.pop(key, None)  # a later failure is news again
             state = RolloutState.new(rollout.name, rollout.target, digest, now)
             event = Started()
         else:
@@ -527,6 +524,15 @@ class Controller:
         except (RouterError, MetricsSourceError) as exc:
             raise PreflightFailed(str(exc)) from None
 
+    def _warn_cannot_start(self, term: _Term, key: str, why: str) -> None:
+        """An Event beside the ReconcileError condition, once per reason (retries repeat it)."""
+        with self._cache_lock:
+            obj = self.cache.get(key)
+        if obj is None or term.cannot_start.get(key) == why:
+            return
+        term.cannot_start[key] = why
+        self.recorder.record(obj, Notice(WARNING, "CannotStart", why))
+
     def _answer(
         self, term: _Term, key: str, obj: Object, request: Request, why: str | None
     ) -> None:
@@ -553,6 +559,9 @@ class Controller:
     ) -> None:
         for notice in notices(outcome.happened, before):
             self.recorder.record(obj, notice)
+        trouble = _router_trouble(before, outcome.state)
+        if trouble is not None:
+            self.recorder.record(obj, trouble)
         for happening in outcome.happened:
             if isinstance(happening, ReportDone):
                 ids = tuple(e.trace_id for e in happening.report.evidence)
@@ -654,6 +663,17 @@ def _replaced(state: RolloutState, target: Target, same_target: bool) -> Notice:
         f"{what} ({where}): a new analysis of {target.candidate} starts from the baseline's "
         "weights",
     )
+
+
+def _router_trouble(before: RolloutState | None, after: RolloutState) -> Notice | None:
+    """A Warning when the router starts failing or fails for a new reason (a missing object,
+    a backend gone, weights someone else changed); the RouterAvailable condition says the
+    same while it lasts."""
+    outage = after.router_outage
+    previous = before.router_outage if before is not None else None
+    if outage is None or (previous is not None and previous.reason == outage.reason):
+        return None
+    return Notice(WARNING, "RouterError", f"{outage.reason}; the rollout tries again")
 
 
 def _shown(obj: Mapping[str, Any], refused: Refused) -> bool:

@@ -19,6 +19,7 @@ from rollout.spec import (
     Policy,
     RolloutSpec,
     SpecError,
+    check_router,
     load_policy,
     spec_from_data,
 )
@@ -68,7 +69,7 @@ def validate(obj: Mapping[str, Any]) -> Accepted | Refused:
         return Refused(_policy_branch(exc.problems, inline), generation)
     policy = spec.spec.policy
     if isinstance(policy, Policy):
-        return Accepted(spec, policy, generation)
+        return _routable(Accepted(spec, policy, generation), source)
     if "/" in policy or Path(policy).suffix in (".yaml", ".yml"):
         message = (
             f"{policy!r} is a file path, which the controller cannot read in the cluster: "
@@ -76,7 +77,7 @@ def validate(obj: Mapping[str, Any]) -> Accepted | Refused:
         )
         return Refused((FieldProblem(path="spec.policy", message=message),), generation)
     try:
-        return Accepted(spec, load_policy(policy), generation)
+        return _routable(Accepted(spec, load_policy(policy), generation), source)
     except SpecError as exc:
         problems = tuple(
             FieldProblem(path=f"spec.policy ({policy})", message=f"{p.path}: {p.message}")
@@ -85,6 +86,15 @@ def validate(obj: Mapping[str, Any]) -> Accepted | Refused:
             for p in exc.problems
         )
         return Refused(problems, generation)
+
+
+def _routable(accepted: Accepted, source: str) -> Accepted | Refused:
+    """Refused when the router cannot carry out the policy's steps, as `rollout run` says."""
+    try:
+        check_router(accepted.spec, accepted.policy, source)
+    except SpecError as exc:
+        return Refused(tuple(exc.problems), accepted.generation)
+    return accepted
 
 
 # `policy` is a name or an inline policy: pydantic reports both branches of the union, under

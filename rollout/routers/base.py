@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, get_args
+
+from rollout.spec_base import SpecModel
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,22 @@ ALL_BASELINE = Weights(baseline=100, candidate=0)
 ALL_CANDIDATE = Weights(baseline=0, candidate=100)
 
 
+def relative_share(baseline_weight: int, candidate_weight: int) -> Weights:
+    """Relative weights (each version gets weight / sum) -> percent of traffic. A version
+    with a weight > 0 never shows 0%: it does get traffic. ValueError when both are 0."""
+    if baseline_weight < 0 or candidate_weight < 0:
+        raise ValueError("a weight cannot be negative")
+    total = baseline_weight + candidate_weight
+    if total == 0:
+        raise ValueError("both weights are 0: no version gets any traffic")
+    candidate = round(candidate_weight * 100 / total)
+    if candidate_weight > 0:
+        candidate = max(candidate, 1)
+    if baseline_weight > 0:
+        candidate = min(candidate, 99)
+    return Weights.candidate_share(candidate)
+
+
 class RouterError(Exception):
     """The router could not be reached or refused a change. Never read as success."""
 
@@ -50,3 +72,44 @@ class TrafficRouter(Protocol):
     def verify(self, weights: Weights) -> bool | None:
         """True when the router reports exactly these weights; None when it cannot be read back."""
         ...
+
+
+class RouterModel(SpecModel):
+    """The spec's `router` block of one kind: each kind's config model derives from this."""
+
+    def policy_problems(self, step_weights: tuple[int, ...]) -> tuple[str, ...]:
+        """What this router cannot carry out of a policy's steps (checked at validate)."""
+        return ()
+
+
+@dataclass(frozen=True)
+class RouterPlace:
+    """Where a router acts: the rollout's namespace (its objects' namespace unless the
+    router names another) and a Kubernetes API client, made on first use (so routers outside
+    Kubernetes never need one); `kube` raises RouterError when none can be made."""
+
+    namespace: str
+    kube: Callable[[], ApiClient]
+
+
+Config = TypeVar("Config", bound=RouterModel)
+
+
+@dataclass(frozen=True)
+class RouterKind(Generic[Config]):
+    """One router kind: its config (the spec's `router` block) and how its router is built."""
+
+    config: type[Config]
+    build: Callable[[Config, RouterPlace], TrafficRouter]
+
+    @property
+    def name(self) -> str:
+        return kind_of(self.config)
+
+
+def kind_of(config: type[RouterModel]) -> str:
+    """The `kind` a config model answers to (its `kind: Literal["..."]` field)."""
+    (kind,) = get_args(config.model_fields["kind"].annotation)
+    if not isinstance(kind, str):
+        raise TypeError(f"{config.__name__}.kind must be a Literal of one string")
+    return kind

@@ -12,12 +12,39 @@ import re
 import socket
 import time
 from dataclasses import dataclass
+from typing import Final, Literal
 
-from rollout.routers.base import RouterError, Weights
-from rollout.spec import HAProxyRouterConfig
+from pydantic import Field, model_validator
+
+from rollout.routers.base import (
+    RouterError,
+    RouterKind,
+    RouterModel,
+    RouterPlace,
+    Weights,
+    relative_share,
+)
+from rollout.spec_base import NAME_PATTERN, Seconds
 
 _GET_WEIGHT = re.compile(r"^(\d+) \(initial (\d+)\)$")
 _MAX_ANSWER_BYTES = 64 * 1024
+
+
+class HAProxyRouterConfig(RouterModel):
+    kind: Literal["haproxy"]
+    admin_socket: str = Field(
+        description="HAProxy runtime API: a unix socket path or host:port (stats socket ipv4@)"
+    )
+    backend: str = Field(pattern=NAME_PATTERN)
+    baseline_server: str = Field(pattern=NAME_PATTERN)
+    candidate_server: str = Field(pattern=NAME_PATTERN)
+    timeout: Seconds = Field(5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> HAProxyRouterConfig:
+        if self.baseline_server == self.candidate_server:
+            raise ValueError("baselineServer and candidateServer must be different servers")
+        return self
 
 
 @dataclass(frozen=True)
@@ -62,19 +89,6 @@ def plan_weight_changes(config: HAProxyRouterConfig, weights: Weights) -> list[t
     return changes
 
 
-def share_of(baseline_weight: int, candidate_weight: int) -> Weights:
-    """Raw HAProxy weights -> percent of traffic; a server with weight > 0 never shows 0%."""
-    total = baseline_weight + candidate_weight
-    if total == 0:
-        raise ValueError("both servers have weight 0: HAProxy answers 503 to every request")
-    candidate = round(candidate_weight * 100 / total)
-    if candidate_weight > 0:
-        candidate = max(candidate, 1)
-    if baseline_weight > 0:
-        candidate = min(candidate, 99)
-    return Weights.candidate_share(candidate)
-
-
 class HAProxyRouter:
     """`TrafficRouter` over HAProxy's runtime API (`set weight` / `get weight`)."""
 
@@ -89,9 +103,11 @@ class HAProxyRouter:
         """The traffic share the two servers' weights give (equal to them when they sum to 100)."""
         baseline, candidate = self._read_raw()
         try:
-            return share_of(baseline, candidate)
+            return relative_share(baseline, candidate)
         except ValueError as exc:
-            raise RouterError(f"HAProxy backend {self.config.backend!r}: {exc}") from None
+            raise RouterError(
+                f"HAProxy backend {self.config.backend!r}: {exc} (HAProxy answers 503)"
+            ) from None
 
     def set_weights(self, weights: Weights) -> None:
         for server, weight in plan_weight_changes(self.config, weights):
@@ -185,3 +201,10 @@ class HAProxyRouter:
                 raise
             return sock
         return socket.create_connection((self.address.host, self.address.port), timeout=timeout)
+
+
+def build(config: HAProxyRouterConfig, place: RouterPlace) -> HAProxyRouter:
+    return HAProxyRouter(config)
+
+
+KIND: Final = RouterKind(HAProxyRouterConfig, build)

@@ -1,31 +1,28 @@
-"""The router of gate mode: traffic is not ours to move.
-
-A CI gate (like an Argo Rollouts analysis run or Flagger's webhook gate) only
-judges; the deployment system moves the traffic. So this router accepts every
-`set_weights` and does nothing, and it never claims to know the weights:
-`get_weights` raises RouterError and `verify` answers None (cannot be read back).
-It keeps no state, so nothing it says can be mistaken for a real read-back.
-"""
+"""`nop` is refused at validate: a rollout that moves no traffic and can read no weights
+cannot confirm a single step. Judging a candidate without moving traffic is what
+`rollout gate` does; `policy validate`, `run` and the controller all say so."""
 
 from __future__ import annotations
 
-from rollout.routers.base import RouterError, Weights
+from typing import Final, Literal
+
+from pydantic import model_validator
+
+from rollout.routers.base import RouterModel
+
+REFUSAL: Final = (
+    "router kind 'nop' moves no traffic and cannot read weights, so a rollout cannot confirm "
+    "any step with it: to judge a candidate without moving traffic (a CI gate), run "
+    "`rollout gate` instead; to move traffic, name a router that does (see the README's "
+    "Routers)"
+)
 
 
-class NopRouter:
-    """`TrafficRouter` that moves nothing and reads nothing."""
+class NopRouterConfig(RouterModel):
+    """Known, so that it is refused with a hint rather than as an unknown kind."""
 
-    def __repr__(self) -> str:
-        return "NopRouter()"
+    kind: Literal["nop"]
 
-    def get_weights(self) -> Weights:
-        raise RouterError(
-            "router kind 'nop' (gate mode): traffic is not ours to move, so its weights "
-            "cannot be read; use a router such as 'haproxy' to shift traffic"
-        )
-
-    def set_weights(self, weights: Weights) -> None:
-        """Nothing to do: whoever owns the traffic acts on the gate's verdict."""
-
-    def verify(self, weights: Weights) -> bool | None:
-        return None
+    @model_validator(mode="after")
+    def _refused(self) -> NopRouterConfig:
+        raise ValueError(REFUSAL)

@@ -96,7 +96,7 @@ def test_a_huge_policy_file_is_refused_unread(haproxy: RunningHAProxy, tmp_path:
 
 _BAD_VALUES: dict[tuple[str, ...], st.SearchStrategy[Any]] = {
     ("policy", "steps", "0", "weight"): st.one_of(
-        st.integers(max_value=0), st.integers(min_value=100), st.text(alphabet="abxyz", max_size=4)
+        st.integers(max_value=-1), st.integers(min_value=100), st.text(alphabet="abxyz", max_size=4)
     ),
     ("policy", "alpha"): st.one_of(
         st.floats(max_value=0.0), st.floats(min_value=1.0), st.just("0.05x")

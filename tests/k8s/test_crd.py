@@ -17,6 +17,7 @@ from rollout.k8s.api import RolloutApi
 from rollout.k8s.crd import crd_document, crd_yaml
 from rollout.k8s.store import StatusStore
 from rollout.routers.base import Weights
+from rollout.routers.registry import union_tags
 from rollout.spec import RolloutBody
 from rollout.state import Phase, RolloutState
 from tests.support.fake_kube import FakeApiServer
@@ -83,7 +84,7 @@ def test_the_spec_schema_has_every_field_of_the_model_by_its_camel_case_name() -
     names = {field.alias or name for name, field in RolloutBody.model_fields.items()}
     assert set(spec["properties"]) == names
     router = spec["properties"]["router"]
-    assert router["properties"]["kind"]["enum"] == ["haproxy", "nop"]
+    assert router["properties"]["kind"]["enum"] == list(union_tags())  # from the registry
     assert router["required"] == ["kind"]  # each kind's own fields: the controller checks them
     durations = spec["properties"]["prometheus"]["properties"]["timeout"]
     assert durations["x-kubernetes-int-or-string"] is True  # '10s' or 10

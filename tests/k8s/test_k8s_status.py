@@ -75,7 +75,12 @@ SPEC: dict[str, Any] = {
     "model": "fraud",
     "baseline": {"version": "v1"},
     "candidate": {"version": "v2"},
-    "router": {"kind": "nop"},
+    "router": {
+        "kind": "gateway-api",
+        "httpRoute": "fraud",
+        "baselineBackend": "fraud-v1",
+        "candidateBackend": "fraud-v2",
+    },
     "prometheus": {"url": "http://prometheus:9090"},
 }
 

@@ -13,6 +13,9 @@ import yaml
 from kubernetes.client import models
 
 from rollout.cli import app
+from rollout.routers.base import ALL_BASELINE
+from rollout.routers.gateway_api import HTTP_ROUTE, GatewayApiRouterConfig, HTTPRouteWeights
+from rollout.routers.k8s_objects import ObjectRef
 from rollout.spec import load_spec
 from tests.support.fake_kube import FakeApiServer
 from tests.support.fake_kube.kubectl import kubectl
@@ -86,7 +89,7 @@ def test_every_manifest_parses_and_is_listed_in_its_kustomization() -> None:
 def test_builtin_objects_are_valid_with_no_unknown_fields(
     install: list[Doc], example: list[Doc]
 ) -> None:
-    builtin = [d for d in install + example if d["kind"] != "ModelRollout"]
+    builtin = [d for d in install + example if d["kind"] not in ("ModelRollout", "HTTPRoute")]
     assert {d["kind"] for d in builtin} >= {
         "Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole",
         "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service",
@@ -247,10 +250,20 @@ def test_the_example_rollout_is_a_valid_spec_for_the_example_servers(example: li
         "ranker-v1": spec.spec.baseline.version,
         "ranker-v2": spec.spec.candidate.version,
     }
-    service = one(example, "Service", "ranker")
-    for name in versions:
-        pod_labels = one(example, "Deployment", name)["spec"]["template"]["metadata"]["labels"]
-        assert service["spec"]["selector"].items() <= pod_labels.items(), name
+    # The router's HTTPRoute routes to the two versions' Services, all traffic on the baseline.
+    router = spec.spec.router
+    assert isinstance(router, GatewayApiRouterConfig)
+    route = one(example, "HTTPRoute", router.http_route)
+    ref = ObjectRef(HTTP_ROUTE, "models", router.http_route, "spec.router.httpRoute")
+    assert HTTPRouteWeights(router, ref).weights(route, []) == ALL_BASELINE
+    for backend, deployment in (
+        (router.baseline_backend, "ranker-v1"),
+        (router.candidate_backend, "ranker-v2"),
+    ):
+        selector = one(example, "Service", backend)["spec"]["selector"]
+        for name in versions:
+            labels = one(example, "Deployment", name)["spec"]["template"]["metadata"]["labels"]
+            assert (selector.items() <= labels.items()) == (name == deployment), (backend, name)
 
 
 # ----------------------------------------------------------------------------- kubectl
@@ -285,6 +298,7 @@ def test_kubectl_apply_installs_and_runs_the_example(tmp_path: Path) -> None:
         assert len(created) == len(objects(MANIFESTS))
         assert all(line.endswith(" created") for line in created), created
 
+        server.serve_kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
         namespace = "apiVersion: v1\nkind: Namespace\nmetadata: {name: models}\n"
         assert kubectl(kubeconfig, "apply", "-f", "-", stdin=namespace).returncode == 0
         applied = kubectl(kubeconfig, "apply", "-k", str(EXAMPLES), "-n", "models")

@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from rollout.demo.haproxy import HAProxyLayout, render_config
-from rollout.routers.base import Weights
-from rollout.routers.haproxy import AdminAddress, plan_weight_changes, share_of
-from rollout.spec import HAProxyRouterConfig
+from rollout.routers.base import Weights, relative_share
+from rollout.routers.haproxy import AdminAddress, HAProxyRouterConfig, plan_weight_changes
 
 CONFIG = HAProxyRouterConfig(
     kind="haproxy",
@@ -48,12 +47,12 @@ def test_larger_weight_is_set_first_so_no_step_has_both_servers_at_zero(
     ],
 )
 def test_raw_haproxy_weights_read_as_traffic_share(raw: tuple[int, int], share: Weights) -> None:
-    assert share_of(*raw) == share
+    assert relative_share(*raw) == share
 
 
 def test_both_servers_at_zero_has_no_share() -> None:
-    with pytest.raises(ValueError, match="503"):
-        share_of(0, 0)
+    with pytest.raises(ValueError, match="both weights are 0"):
+        relative_share(0, 0)
 
 
 @pytest.mark.parametrize(

@@ -73,7 +73,7 @@ CASES: dict[str, tuple[str, str, Mutation]] = {
     "inline-policy": (
         "spec",
         "spec.policy",
-        lambda s, p: s["spec"].update(policy={"steps": [_step(0)]}),
+        lambda s, p: s["spec"].update(policy={"steps": [_step(100)]}),
     ),
     "no-prometheus": ("spec", "spec.prometheus", lambda s, p: s["spec"].pop("prometheus")),
     "webhook-url": (
