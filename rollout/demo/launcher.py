@@ -67,13 +67,17 @@ class DemoStack:
         seed: int = 0,
         *,
         candidate_error_rate: float | None = None,
+        candidate_latency_factor: float | None = None,
     ) -> None:
-        """`candidate_error_rate` replaces the scenario's (a test that needs a larger effect)."""
+        """`candidate_error_rate` and `candidate_latency_factor` replace the scenario's (a test
+        that needs a larger effect: on a busy machine every request waits for a core, which
+        shrinks a x2 slowdown toward x1.4)."""
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}: one of {sorted(SCENARIOS)}")
         self.workdir = workdir
         self.scenario = scenario
         self.candidate_error_rate = candidate_error_rate
+        self.candidate_latency_factor = candidate_latency_factor
         self.rps = rps
         self.seed = seed
         self.files = StackFiles(
@@ -98,6 +102,8 @@ class DemoStack:
         latency_factor, error_rate = SCENARIOS[self.scenario]
         if self.candidate_error_rate is not None:
             error_rate = self.candidate_error_rate
+        if self.candidate_latency_factor is not None:
+            latency_factor = self.candidate_latency_factor
         try:
             addresses = self.addresses
             for i, version in enumerate((BASELINE_VERSION, CANDIDATE_VERSION)):

@@ -42,9 +42,10 @@ LONG_FIRST_STEP: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def stack_once(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
-    with DemoStack(tmp_path_factory.mktemp("stack"), "latency", 40.0, seed=11).start(
-        load_seconds=3600.0
-    ) as running:
+    slow = DemoStack(
+        tmp_path_factory.mktemp("stack"), "latency", 40.0, seed=11, candidate_latency_factor=4.0
+    )
+    with slow.start(load_seconds=3600.0) as running:
         yield running
 
 

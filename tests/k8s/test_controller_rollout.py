@@ -50,7 +50,10 @@ def test_a_rollout_through_the_controller_ends_as_the_data_says(
 ) -> None:
     client = api.api_client()
     metrics = RolloutMetrics()  # what `rollout controller --metrics-port` serves
-    with DemoStack(tmp_path / "stack", scenario, RPS, seed=5).start() as stack:
+    slower = 4.0 if scenario == "latency" else None  # large on a busy machine too
+    with DemoStack(
+        tmp_path / "stack", scenario, RPS, seed=5, candidate_latency_factor=slower
+    ).start() as stack:
         create(client, rollout_document(stack, "fraud"))
         with ControllerThread(client, observer=metrics):
             found = decided(client, "fraud")

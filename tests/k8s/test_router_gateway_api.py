@@ -83,7 +83,8 @@ class RoutedStack:
     """The demo's servers and Prometheus, with the load sent through the gateway plane."""
 
     def __init__(self, workdir: Path, scenario: str, api: FakeApiServer) -> None:
-        self.stack = DemoStack(workdir, scenario, RPS, seed=7)
+        slower = 4.0 if scenario == "latency" else None  # large on a busy machine too
+        self.stack = DemoStack(workdir, scenario, RPS, seed=7, candidate_latency_factor=slower)
         self.api = api
         self.plane: GatewayPlane | None = None
         self.load: BackgroundLoad | None = None
