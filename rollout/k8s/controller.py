@@ -45,6 +45,7 @@ from rollout.k8s.resource import (
     Refused,
     Request,
     answered_request,
+    generation_of,
     refusal,
     request_of,
     validate,
@@ -62,9 +63,15 @@ from rollout.reconcile import (
     Rollout,
     SystemClock,
 )
-from rollout.routers.base import RouterError, RouterPlace, TrafficRouter, Weights
+from rollout.routers.base import (
+    MissingObject,
+    RouterError,
+    RouterPlace,
+    TrafficRouter,
+    Weights,
+)
 from rollout.scheduler import Scheduler
-from rollout.spec import Policy, PrometheusConfig, RouterConfig
+from rollout.spec import FieldProblem, Policy, PrometheusConfig, RouterConfig
 from rollout.state import Phase, RolloutState, StateConflict, StateError
 
 log = logging.getLogger(__name__)
@@ -90,6 +97,14 @@ def default_source(config: PrometheusConfig, policy: Policy) -> MetricsSource:
 
 def _unfenced() -> None:
     return None
+
+
+class RouterObjectMissing(Exception):
+    """Before the start: the object the spec names for the router does not exist."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class PreflightFailed(Exception):
@@ -350,6 +365,14 @@ class Controller:
         except RolloutGone:
             self._forget(term, key)
             return None
+        except RouterObjectMissing as exc:  # the spec names what is not there: InvalidSpec
+            problem = FieldProblem(path=exc.field, message=str(exc))
+            with self._cache_lock:
+                obj = self.cache.get(key)
+            if obj is None:
+                return None
+            self._refuse(term, key, obj, Refused((problem,), generation_of(obj)))
+            return self._retry(term, key)  # created later: the rollout starts then
         except PreflightFailed as exc:
             why = f"cannot start: {exc}; no traffic was moved"
             self._report_error(term, key, why)
@@ -521,6 +544,8 @@ class Controller:
             rollout.router.get_weights()
             interval = rollout.policy.analysis.interval
             rollout.source.observe(rollout.target, now - interval, now)
+        except MissingObject as exc:
+            raise RouterObjectMissing(str(exc), exc.field) from None
         except (RouterError, MetricsSourceError) as exc:
             raise PreflightFailed(str(exc)) from None
 

@@ -60,6 +60,14 @@ class RouterError(Exception):
     """The router could not be reached or refused a change. Never read as success."""
 
 
+class MissingObject(RouterError):
+    """The object the spec names for the router does not exist: `field` is the spec's path."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class TrafficRouter(Protocol):
     def get_weights(self) -> Weights:
         """Current weights as the router reports them; RouterError when it cannot say."""

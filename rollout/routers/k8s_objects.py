@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from rollout.routers.base import RouterError
+from rollout.routers.base import MissingObject, RouterError
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -145,9 +145,10 @@ class KubeObjects:
         if exc.status == 409:
             return Conflict(f"{ref}: {message}")
         if exc.status == 404 and named:
-            return RouterError(
+            return MissingObject(
                 f"{ref} not found ({ref.field}): create it, or name an existing one in "
-                f"{ref.field} (and the router's namespace)"
+                f"{ref.field} (and the router's namespace)",
+                ref.field,
             )
         if exc.status == 404:
             r = ref.resource

@@ -74,7 +74,34 @@ def _error(found: dict[str, Any]) -> dict[str, Any] | None:
     return error if error is not None and error["status"] == "True" else None
 
 
-@pytest.mark.parametrize(("route", "named"), CASES)
+def _invalid(found: dict[str, Any]) -> dict[str, Any] | None:
+    conditions = {c["type"]: c for c in found.get("conditions", [])}
+    invalid = conditions.get("InvalidSpec")
+    return invalid if invalid is not None and invalid["status"] == "True" else None
+
+
+def test_a_router_object_that_does_not_exist_is_an_invalid_spec_until_it_is_created(
+    api: FakeApiServer,
+) -> None:
+    client = api.api_client()
+    create(client, copy.deepcopy(ROLLOUT))
+    with ControllerThread(client):
+        invalid = wait_for("the InvalidSpec condition", lambda: _invalid(status(client, "fraud")))
+        refused = wait_for(
+            "the InvalidSpec Event",
+            lambda: [e for e in events(client, "fraud") if e["reason"] == "InvalidSpec"],
+        )
+        assert "spec.router.httpRoute" in invalid["message"] and "not found" in invalid["message"]
+        assert refused and "spec.router.httpRoute" in refused[0]["message"]
+        assert not [r for r in api.requests if r.method == "PATCH" and "httproutes" in r.path]
+        # Created (with one backend only): no longer an invalid spec, the next problem is said.
+        Objects(api, NAMESPACE).create(HTTP_ROUTE, copy.deepcopy(ONE_BACKEND))
+        error = wait_for("the ReconcileError condition", lambda: _error(status(client, "fraud")))
+    assert "no candidate backend" in error["message"]
+    assert _invalid(status(client, "fraud")) is None
+
+
+@pytest.mark.parametrize(("route", "named"), CASES[1:])
 def test_the_controller_says_why_it_cannot_start_in_a_condition_and_an_event(
     api: FakeApiServer, route: dict[str, Any] | None, named: str
 ) -> None:
