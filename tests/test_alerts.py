@@ -474,7 +474,8 @@ spec:
   model: fraud-detector
   baseline: {version: v1}
   candidate: {version: v2}
-  router: {kind: nop}
+  router: {kind: haproxy, adminSocket: '127.0.0.1:9', backend: fraud, baselineServer: v1,
+           candidateServer: v2}
   prometheus: {url: 'http://127.0.0.1:9'}
 """
 

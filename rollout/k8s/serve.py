@@ -61,6 +61,9 @@ def serve(options: ServeOptions) -> ExitCode:
                     log_stream=sys.stdout if options.log_format is LogFormat.JSON else sys.stderr,
                     metrics_port=options.metrics_port,
                     metrics_address=options.metrics_address,
+                    text_level=logging.getLevelNamesMapping().get(
+                        os.environ.get("ROLLOUT_LOG_LEVEL", "INFO").upper(), logging.INFO
+                    ),
                 )
             )
         except OSError as exc:

@@ -42,16 +42,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document, default=str)
 
 
-def configure_logging(fmt: LogFormat, stream: TextIO) -> logging.Handler:
+def configure_logging(
+    fmt: LogFormat, stream: TextIO, text_level: int = logging.WARNING
+) -> logging.Handler:
     """Route the `rollout` loggers to `stream`: every line as JSON from INFO up, or as text
-    from WARNING up (the console already tells the rest). Returns the handler installed."""
+    from `text_level` up (WARNING for `rollout run`, whose console already tells the rest).
+    Returns the handler installed."""
     handler = logging.StreamHandler(stream)
     if fmt is LogFormat.JSON:
         handler.setFormatter(JsonFormatter())
         level = logging.INFO
     else:
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        level = logging.WARNING
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        level = text_level
     logger = logging.getLogger("rollout")
     for old in list(logger.handlers):
         logger.removeHandler(old)

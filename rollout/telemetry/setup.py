@@ -21,6 +21,7 @@ def running_telemetry(
     log_stream: TextIO,
     metrics_port: int | None = None,
     metrics_address: str = "127.0.0.1",
+    text_level: int = logging.WARNING,
 ) -> Iterator[list[Observer]]:
     """Logging, tracing and (with a port) the metrics server; yields the observers to hand
     the driver. OSError when the metrics port cannot be bound. Spans still queued are
@@ -33,7 +34,7 @@ def running_telemetry(
         observers.append(metrics)
     logger = logging.getLogger("rollout")
     before = (list(logger.handlers), logger.level, logger.propagate)
-    configure_logging(log_format, log_stream)
+    configure_logging(log_format, log_stream, text_level)
     if log_format is LogFormat.JSON:
         observers.append(RolloutLog())
     provider = configure_tracing()

@@ -18,6 +18,15 @@ runner = CliRunner()
 SECRET_URL = "https://hooks.slack.com/services/T1/B2/url-secret-never-print-me"
 
 
+HAPROXY = {
+    "kind": "haproxy",
+    "adminSocket": "127.0.0.1:9",
+    "backend": "fraud",
+    "baselineServer": "v1",
+    "candidateServer": "v2",
+}  # never reached: refused before
+
+
 def spec_file(tmp_path: Path, notifications: dict[str, Any]) -> Path:
     document = {
         "apiVersion": "rollout.mlops.dev/v1alpha1",
@@ -27,7 +36,7 @@ def spec_file(tmp_path: Path, notifications: dict[str, Any]) -> Path:
             "model": "fraud-detector",
             "baseline": {"version": "v1"},
             "candidate": {"version": "v2"},
-            "router": {"kind": "nop"},
+            "router": HAPROXY,
             "prometheus": {"url": "http://127.0.0.1:9"},
             "notifications": notifications,
         },

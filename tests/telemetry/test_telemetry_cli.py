@@ -18,6 +18,15 @@ from rollout.telemetry.logs import configure_logging
 runner = CliRunner()
 
 
+HAPROXY = {
+    "kind": "haproxy",
+    "adminSocket": "127.0.0.1:9",
+    "backend": "fraud",
+    "baselineServer": "v1",
+    "candidateServer": "v2",
+}  # never reached: refused before
+
+
 def test_a_metrics_port_in_use_exits_3_before_anything_runs(tmp_path: Path) -> None:
     spec = tmp_path / "rollout.yaml"
     spec.write_text(
@@ -30,7 +39,7 @@ def test_a_metrics_port_in_use_exits_3_before_anything_runs(tmp_path: Path) -> N
                     "model": "fraud-detector",
                     "baseline": {"version": "v1"},
                     "candidate": {"version": "v2"},
-                    "router": {"kind": "nop"},
+                    "router": HAPROXY,
                     "prometheus": {"url": "http://127.0.0.1:9"},
                 },
             }
