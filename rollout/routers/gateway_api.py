@@ -9,14 +9,12 @@ backendRef in them must have weight 0, or the two weights would not describe the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from pydantic import Field, model_validator
 
-from rollout.routers.base import RouterError, RouterKind, RouterModel, RouterPlace, Weights
-from rollout.routers.base import relative_share as share
+from rollout.routers.base import RouterError, RouterKind, RouterModel, RouterPlace
 from rollout.routers.k8s_objects import (
     LABEL_NAME,
     OBJECT_NAME,
@@ -25,7 +23,8 @@ from rollout.routers.k8s_objects import (
     ObjectRef,
     Resource,
 )
-from rollout.routers.k8s_router import KubeRouter, copied
+from rollout.routers.k8s_router import KubeRouter
+from rollout.routers.weighted_pairs import Pair, PairedWeights
 
 HTTP_ROUTE: Final = Resource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
 DEFAULT_WEIGHT: Final = 1  # Gateway API: an unset weight is 1
@@ -60,62 +59,23 @@ class GatewayApiRouterConfig(RouterModel):
 
 
 @dataclass(frozen=True)
-class _Rule:
-    index: int
-    baseline: int  # index of the baseline's backendRef
-    candidate: int
+class HTTPRouteWeights(PairedWeights):
+    """`ObjectFields` of an HTTPRoute: `spec.rules[].backendRefs[].weight`."""
 
-    def paths(self) -> tuple[str, str]:
-        refs = f"spec.rules[{self.index}].backendRefs"
-        return f"{refs}[{self.baseline}].weight", f"{refs}[{self.candidate}].weight"
-
-
-@dataclass(frozen=True)
-class HTTPRouteWeights:
-    """`ObjectFields` of an HTTPRoute."""
+    ITEMS = "rules"
+    ENTRIES = "backendRefs"
+    UNSET_WEIGHT = DEFAULT_WEIGHT
+    BOTH_ZERO = ": the rule answers every request with an error (500 or 503)"
+    ITEMS_SAID = "rules"
+    NAME_ONE = "name one rule in spec.router.rule"
 
     config: GatewayApiRouterConfig
     ref: ObjectRef
 
-    def weights(self, obj: Object, neighbours: Sequence[Object]) -> Weights:
-        found: dict[Weights, str] = {}
-        for rule in self._rules(obj):
-            refs = obj["spec"]["rules"][rule.index]["backendRefs"]
-            baseline = _weight(refs[rule.baseline])
-            candidate = _weight(refs[rule.candidate])
-            try:
-                found.setdefault(share(baseline, candidate), f"spec.rules[{rule.index}]")
-            except ValueError:
-                raise RouterError(
-                    f"{self.ref}: {' and '.join(rule.paths())} are both 0: the rule answers "
-                    "every request with an error (500 or 503)"
-                ) from None
-        if len(found) > 1:
-            listed = ", ".join(f"{where}: {weights}" for weights, where in found.items())
-            raise RouterError(
-                f"{self.ref}: its rules split the traffic differently ({listed}, "
-                "baseline/candidate): set them alike, or name one rule in spec.router.rule"
-            )
-        return next(iter(found))
+    def pairs(self, obj: Object) -> list[Pair]:
+        return self._rules(obj)
 
-    def owned(self, obj: Object) -> dict[str, Any]:
-        owned: dict[str, Any] = {}
-        for rule in self._rules(obj):
-            refs = obj["spec"]["rules"][rule.index]["backendRefs"]
-            baseline, candidate = rule.paths()
-            owned[baseline] = refs[rule.baseline].get("weight")
-            owned[candidate] = refs[rule.candidate].get("weight")
-        return owned
-
-    def with_weights(self, obj: Object, neighbours: Sequence[Object], weights: Weights) -> Object:
-        changed = copied(obj)
-        for rule in self._rules(obj):
-            refs = changed["spec"]["rules"][rule.index]["backendRefs"]
-            refs[rule.baseline]["weight"] = weights.baseline
-            refs[rule.candidate]["weight"] = weights.candidate
-        return changed
-
-    def _rules(self, obj: Object) -> list[_Rule]:
+    def _rules(self, obj: Object) -> list[Pair]:
         """The rules driven, each with its two backendRefs; RouterError naming what lacks."""
         rules = (obj.get("spec") or {}).get("rules") or []
         wanted = self.config.rule
@@ -142,13 +102,13 @@ class HTTPRouteWeights:
                         "check spec.router.baselineBackend and candidateBackend"
                     )
             for position, other in enumerate(refs):
-                if position not in (baseline[0], candidate[0]) and _weight(other) != 0:
+                if position not in (baseline[0], candidate[0]) and self.weight(other) != 0:
                     raise RouterError(
                         f"{self.ref}: {where}[{position}] ({other.get('name')!r}) also gets "
                         "traffic, so the two versions' weights would not describe the split: "
                         "set its weight to 0 or move it to a rule of its own"
                     )
-            driven.append(_Rule(index, baseline[0], candidate[0]))
+            driven.append(Pair(index, baseline[0], candidate[0]))
         if not driven:
             what = f"no rule named {wanted!r}" if wanted else "no rule routes to either backend"
             raise RouterError(
@@ -166,11 +126,6 @@ class HTTPRouteWeights:
             and (ref.get("kind") or "Service") == "Service"
             and (ref.get("namespace") or self.ref.namespace) == self.ref.namespace
         ]
-
-
-def _weight(ref: dict[str, Any]) -> int:
-    weight = ref.get("weight", DEFAULT_WEIGHT)
-    return weight if isinstance(weight, int) and not isinstance(weight, bool) else DEFAULT_WEIGHT
 
 
 RBAC_HINT: Final = (

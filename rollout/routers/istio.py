@@ -9,14 +9,12 @@ in them must have weight 0.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from pydantic import Field, model_validator
 
-from rollout.routers.base import RouterError, RouterKind, RouterModel, RouterPlace, Weights
-from rollout.routers.base import relative_share as share
+from rollout.routers.base import RouterError, RouterKind, RouterModel, RouterPlace
 from rollout.routers.k8s_objects import (
     LABEL_NAME,
     OBJECT_NAME,
@@ -25,7 +23,8 @@ from rollout.routers.k8s_objects import (
     ObjectRef,
     Resource,
 )
-from rollout.routers.k8s_router import KubeRouter, copied
+from rollout.routers.k8s_router import KubeRouter
+from rollout.routers.weighted_pairs import Pair, PairedWeights
 from rollout.spec_base import SpecModel
 
 VIRTUAL_SERVICE: Final = Resource("networking.istio.io", "v1", "virtualservices", "VirtualService")
@@ -71,62 +70,23 @@ class IstioRouterConfig(RouterModel):
 
 
 @dataclass(frozen=True)
-class _Route:
-    index: int
-    baseline: int  # index in route[] of the baseline's destination
-    candidate: int
+class VirtualServiceWeights(PairedWeights):
+    """`ObjectFields` of a VirtualService: `spec.http[].route[].weight`."""
 
-    def paths(self) -> tuple[str, str]:
-        route = f"spec.http[{self.index}].route"
-        return f"{route}[{self.baseline}].weight", f"{route}[{self.candidate}].weight"
-
-
-@dataclass(frozen=True)
-class VirtualServiceWeights:
-    """`ObjectFields` of a VirtualService."""
+    ITEMS = "http"
+    ENTRIES = "route"
+    UNSET_WEIGHT = 0
+    BOTH_ZERO = " or unset: set them (e.g. 100 and 0)"
+    ITEMS_SAID = "http routes"
+    NAME_ONE = "name one in spec.router.route"
 
     config: IstioRouterConfig
     ref: ObjectRef
 
-    def weights(self, obj: Object, neighbours: Sequence[Object]) -> Weights:
-        found: dict[Weights, str] = {}
-        for route in self._routes(obj):
-            destinations = obj["spec"]["http"][route.index]["route"]
-            baseline = _weight(destinations[route.baseline])
-            candidate = _weight(destinations[route.candidate])
-            try:
-                found.setdefault(share(baseline, candidate), f"spec.http[{route.index}]")
-            except ValueError:
-                raise RouterError(
-                    f"{self.ref}: {' and '.join(route.paths())} are both 0 or unset: set them "
-                    "(e.g. 100 and 0)"
-                ) from None
-        if len(found) > 1:
-            listed = ", ".join(f"{where}: {weights}" for weights, where in found.items())
-            raise RouterError(
-                f"{self.ref}: its http routes split the traffic differently ({listed}, "
-                "baseline/candidate): set them alike, or name one in spec.router.route"
-            )
-        return next(iter(found))
+    def pairs(self, obj: Object) -> list[Pair]:
+        return self._routes(obj)
 
-    def owned(self, obj: Object) -> dict[str, Any]:
-        owned: dict[str, Any] = {}
-        for route in self._routes(obj):
-            destinations = obj["spec"]["http"][route.index]["route"]
-            baseline, candidate = route.paths()
-            owned[baseline] = destinations[route.baseline].get("weight")
-            owned[candidate] = destinations[route.candidate].get("weight")
-        return owned
-
-    def with_weights(self, obj: Object, neighbours: Sequence[Object], weights: Weights) -> Object:
-        changed = copied(obj)
-        for route in self._routes(obj):
-            destinations = changed["spec"]["http"][route.index]["route"]
-            destinations[route.baseline]["weight"] = weights.baseline
-            destinations[route.candidate]["weight"] = weights.candidate
-        return changed
-
-    def _routes(self, obj: Object) -> list[_Route]:
+    def _routes(self, obj: Object) -> list[Pair]:
         http = (obj.get("spec") or {}).get("http") or []
         wanted = self.config.route
         driven = []
@@ -152,14 +112,14 @@ class VirtualServiceWeights:
                         "as written in the VirtualService)"
                     )
             for position, other in enumerate(destinations):
-                if position not in (baseline[0], candidate[0]) and _weight(other) != 0:
+                if position not in (baseline[0], candidate[0]) and self.weight(other) != 0:
                     raise RouterError(
                         f"{self.ref}: {where}[{position}] "
                         f"({(other.get('destination') or {}).get('host')!r}) also gets traffic, "
                         "so the two versions' weights would not describe the split: set its "
                         "weight to 0 or move it to an http route of its own"
                     )
-            driven.append(_Route(index, baseline[0], candidate[0]))
+            driven.append(Pair(index, baseline[0], candidate[0]))
         if not driven:
             what = (
                 f"no http route is named {wanted!r} (spec.http[].name)"
@@ -179,11 +139,6 @@ class VirtualServiceWeights:
             for position, entry in enumerate(destinations)
             if destination.matches(entry.get("destination") or {})
         ]
-
-
-def _weight(entry: dict[str, Any]) -> int:
-    weight = entry.get("weight", 0)
-    return weight if isinstance(weight, int) and not isinstance(weight, bool) else 0
 
 
 RBAC_HINT: Final = (
