@@ -67,7 +67,7 @@ class Peers:
 
 
 def _minutes(value: float) -> str:
-    return "not reached" if math.isinf(value) else f"{value:g}"
+    return "not reached" if math.isinf(value) else f"{value:.3g}"
 
 
 def _table(outcomes: dict[str, list[Outcome]], passed: dict[str, float]) -> list[str]:

@@ -11,8 +11,8 @@ exits: what happened is returned (`Outcome`), and the CLI says it and picks the 
 Batched looks (`batch_looks=True`, for a process driving many rollouts): a look is not
 read by the rollout's own reconcile. It asks (its `Outcome.wake_at` is +inf) and
 `read_looks()` later reads every asked look with one `observe_many` per metrics source,
-so N rollouts on one Prometheus cost two queries per tick, not 2N; the next reconcile of
-each key feeds the engine that look's answer.
+so N rollouts on one Prometheus cost two queries per tick, not 2N (a third when some take
+their first look); the next reconcile of each key feeds the engine that look's answer.
 """
 
 from __future__ import annotations

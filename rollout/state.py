@@ -193,15 +193,23 @@ def _plain_number(value: object) -> bool:
     return type(value) is int or (type(value) is float and math.isfinite(value))
 
 
+def _finite_numbers(values: tuple[Any, ...]) -> bool:
+    """Only finite numbers, checked in C: `fsum` refuses anything that is not a number and is
+    finite only if every term is (an overflow of the sum itself just takes the slow way).
+    Bools and int enums pass and encode as the slow way would (`true`, their value)."""
+    try:
+        return math.isfinite(math.fsum(values))
+    except (TypeError, OverflowError):
+        return False
+
+
 def _encode(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, tuple):
-        if all(
-            type(item) is int or (type(item) is float and math.isfinite(item)) for item in value
-        ):
+        if _finite_numbers(value):
             return list(value)  # the judge's per-bucket numbers: no call per number
         return [_encode(item) for item in value]
     if isinstance(value, float) and not math.isfinite(value):

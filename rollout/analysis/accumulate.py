@@ -206,10 +206,12 @@ def _on_layout(buckets: tuple[Bucket, ...] | None, les: Floats) -> np.ndarray | 
     if not les or not _usable(buckets):
         return None
     assert buckets is not None
-    values = {b.le: float(b.count) for b in buckets}
-    if any(le not in values for le in les):
+    values = {b.le: b.count for b in buckets}
+    try:
+        counts = [values[le] for le in les]
+    except KeyError:
         return None
-    return np.maximum.accumulate(np.array([values[le] for le in les]))
+    return np.maximum.accumulate(np.array(counts, dtype=np.float64))
 
 
 def _layout_problem(base: VersionCounts, cand: VersionCounts, les: Floats) -> str:

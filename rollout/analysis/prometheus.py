@@ -8,15 +8,16 @@ transient ones (`prom_http.PrometheusClient`); "no data" is not a failure: the f
 None and `Observation.problems` says which query came back empty, NaN or +Inf for which
 version. No message, log line or repr carries a secret.
 
-Batched. `observe_many(targets, start, end)` sends three queries whatever the number of
-targets (rollouts) on this Prometheus: the requests counter and the histogram's `_bucket`
-series of every target's model and versions (`queries.batch_queries`), split by (model,
-version) in Python, and which of those series still exist (`queries.live_query`). A look
-that does not chain to the target's last one (a first look) reads the staleness period's
-samples instead, two queries per `COLD_BATCH` such targets; see `last_samples.py`. Custom
-metrics stay one query per version per target. `SourceRegistry` hands out one source per
-(url, credentials, metric names, custom metrics) and one client (one connection pool) per
-(url, credentials).
+Batched. `observe_many(targets, start, end)` sends two queries whatever the number of
+targets (rollouts) on this Prometheus: the samples of the requests counter and of the
+histogram's `_bucket` series of every target's model and versions, one selector for both
+(`queries.batch_queries`), split by signal and (model, version) in Python, and which of those
+series still exist (`queries.live_query`). Looks that do not chain to their target's last one
+(first looks) read the staleness period's samples instead, one more query per `COLD_BATCH`
+such targets; see `last_samples.py`. So a tick is at most three queries up to that many new
+rollouts. Custom metrics stay one query per version per target. `SourceRegistry` hands out one
+source per (url, credentials, metric names, custom metrics) and one client (one connection
+pool) per (url, credentials).
 
 Exact counts. The requests counter (every status) and the histogram's `_bucket`
 series are fetched raw, as range vectors reaching back `end - start` plus
@@ -80,10 +81,11 @@ from rollout.spec import CustomMetric, MetricNames, PrometheusConfig
 _Series = Series
 __all__ = ["PrometheusSource", "SourceRegistry", "is_victoria_metrics", "shared_source"]
 PerTarget = float | Mapping[Target, float]  # one value for every target, or one each
-# Targets read with the staleness period's samples (a first look) share a query this many
-# at a time: 21 samples a series at a 15 s scrape, so 1000 new rollouts in one answer would
-# be 100 MB of JSON. Chained looks (one or two samples a series) are one query for all.
-COLD_BATCH = 100
+# Targets read with the staleness period's samples (a first look) share a query this many at
+# a time: 21 samples a series at a 15 s scrape, so the answer for 1000 new rollouts is about
+# 100 MB of JSON (once in a rollout's life; peak RSS at 1000 rollouts: controller_scale.md).
+# Chained looks (one or two samples a series) are one query for all.
+COLD_BATCH = 1000
 
 
 class PrometheusSource:
@@ -106,6 +108,11 @@ class PrometheusSource:
         client: PrometheusClient | None = None,
     ) -> None:
         self._metrics = metrics or MetricNames()
+        # which signal a series is, by its `__name__`: the combined and the live answers
+        self._signal_of = {
+            self._metrics.requests: "requests",
+            f"{self._metrics.latency}_bucket": "latency",
+        }
         self._custom = custom_metrics
         self._owns_client = client is None
         self._client = client or PrometheusClient(
@@ -177,16 +184,13 @@ class PrometheusSource:
         custom_window: PerTarget | None,
         batched: int,
     ) -> dict[Target, Observation]:
-        """Two queries for targets that are all cold (read the staleness period back), or
-        three for targets that are all warm (their earlier samples kept)."""
+        """One query for targets that are all cold (read the staleness period back), or two
+        for targets that are all warm (their earlier samples kept)."""
         warm = self._last.warm(group[0], starts[group[0]])
         lookback = WARM_MARGIN_SECONDS if warm else LOOKBACK_SECONDS
         queries = batch_queries(self._metrics, group, end - min(starts[t] for t in group), lookback)
         by_model = len({t.model for t in group}) > 1
-        fetched = {
-            "requests": self._client.matrix("requests", queries.requests, end),
-            "latency": self._client.matrix("latency", queries.latency, end),
-        }
+        fetched = self._signals(self._client.matrix("requests and latency", queries.combined, end))
         live = self._live(group, end, by_model) if warm else None
         grouped = {signal: self._group(series, by_model) for signal, series in fetched.items()}
         observed: dict[Target, Observation] = {}
@@ -208,6 +212,15 @@ class PrometheusSource:
                 self._last.forget(target)
         return observed
 
+    def _signals(self, series: list[_Series]) -> dict[str, list[_Series]]:
+        """The combined answer split by signal (its series' `__name__`)."""
+        split: dict[str, list[_Series]] = {"requests": [], "latency": []}
+        for labels, samples in series:
+            signal = self._signal_of.get(labels.get("__name__", ""))
+            if signal is not None:
+                split[signal].append((labels, samples))
+        return split
+
     def _live(
         self, group: tuple[Target, ...], end: float, by_model: bool
     ) -> set[tuple[str, str | None, str | None]]:
@@ -217,10 +230,9 @@ class PrometheusSource:
         0. A version that is gone, or an answer that lost it, is "no series", as the full
         range would say."""
         promql = live_query(self._metrics, group)
-        signals = {self._metrics.requests: "requests", f"{self._metrics.latency}_bucket": "latency"}
         found: set[tuple[str, str | None, str | None]] = set()
         for labels, _ in self._client.vector("series", promql, end):
-            signal = signals.get(labels.get("__name__", ""))
+            signal = self._signal_of.get(labels.get("__name__", ""))
             if signal is not None:
                 model = labels.get(self._metrics.model_label) if by_model else None
                 found.add((signal, model, labels.get(self._metrics.version_label)))

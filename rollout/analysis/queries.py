@@ -1,4 +1,4 @@
-"""PromQL for one look: one query per signal covering both versions of every target
+"""PromQL for one look: one query for both signals and both versions of every target
 (every rollout on one Prometheus), label values escaped.
 
 Pure: builds strings from the policy's metric/label names and a `Target`. Every
@@ -121,14 +121,18 @@ LOOKBACK_SECONDS = 300.0
 
 @dataclass(frozen=True)
 class SignalQueries:
-    """The two queries of one look: raw samples (range vectors), not `increase()`.
+    """The queries of one look: raw samples (range vectors), not `increase()`.
 
     Evaluated at the look's end, each returns every matching series with its samples
     over `(start - LOOKBACK_SECONDS, end]`; the source differences them per series.
+    `combined` is what is sent: both signals in one selector (split by `__name__`), so
+    a read costs one query whatever the signals; the other two are what each signal
+    means, for the report (a reader reruns one signal).
     """
 
     requests: str  # the requests counter, every status, both versions
     latency: str  # the histogram's `_bucket` series, both versions
+    combined: str  # both, one selector on `__name__`
 
 
 def signal_queries(metrics: MetricNames, target: Target, window_seconds: float) -> SignalQueries:
@@ -147,10 +151,10 @@ def batch_queries(
     window_seconds: float,
     lookback: float = LOOKBACK_SECONDS,
 ) -> SignalQueries:
-    """`signal_queries` for many targets at once: the same two queries whatever their
-    number, `window_seconds` being the longest look among them. One target: the same
-    strings as `signal_queries`. `lookback`: how far before the looks' start the range
-    reaches (less when the source kept the earlier samples, `last_samples.py`)."""
+    """`signal_queries` for many targets at once: the same queries whatever their number,
+    `window_seconds` being the longest look among them. One target: the same strings as
+    `signal_queries`. `lookback`: how far before the looks' start the range reaches (less
+    when the source kept the earlier samples, `last_samples.py`)."""
     if window_seconds <= 0:
         raise ValueError(f"a window must be positive, got {window_seconds}")
     reach = range_literal(window_seconds + lookback)
@@ -158,13 +162,19 @@ def batch_queries(
     return SignalQueries(
         requests=f"{metrics.requests}{selector}[{reach}]",
         latency=f"{metrics.latency}_bucket{selector}[{reach}]",
+        combined=f"{{{_names(metrics)},{selector[1:]}[{reach}]",
     )
+
+
+def _names(metrics: MetricNames) -> str:
+    """A matcher of both signals' series names: the requests counter and the buckets."""
+    return versions_matcher("__name__", (metrics.requests, f"{metrics.latency}_bucket"))
 
 
 def live_query(metrics: MetricNames, targets: Sequence[Target]) -> str:
     """The (metric, model, version) groups that still have a series at the evaluation time:
     an instant selector sees a series whose last sample is within the staleness period."""
-    names = versions_matcher("__name__", (metrics.requests, f"{metrics.latency}_bucket"))
+    names = _names(metrics)
     selector = batch_selector(metrics, targets)
     by = f"__name__, {metrics.model_label}, {metrics.version_label}"
     return f"count by ({by}) ({{{names},{selector[1:]})"

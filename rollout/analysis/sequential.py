@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -79,8 +80,9 @@ _RHO_POINTS = np.geomspace(1.0 / 16.0, 16.0, 17)
 
 def _log_mean_exp(log_terms: FloatArray) -> FloatArray:
     """log of the mean over the last axis of exp(log_terms), without overflow."""
-    top = np.max(log_terms, axis=-1, keepdims=True)
-    out: FloatArray = np.log(np.mean(np.exp(log_terms - top), axis=-1)) + top[..., 0]
+    top = log_terms.max(axis=-1, keepdims=True)
+    total = np.exp(log_terms - top).sum(axis=-1)
+    out: FloatArray = np.log(total) - math.log(log_terms.shape[-1]) + top[..., 0]
     return out
 
 
@@ -93,9 +95,16 @@ def bernoulli_log_e(successes: ArrayLike, trials: ArrayLike, p0: float) -> Float
     """log e-value of H0: p <= p0 from cumulative counts (any array shape)."""
     k = np.asarray(successes, dtype=np.float64)[..., None]
     n = np.asarray(trials, dtype=np.float64)[..., None]
+    return _log_mean_exp(n * _per_failure(p0) + k * LOG_ODDS_STEPS)
+
+
+@lru_cache(maxsize=64)
+def _per_failure(p0: float) -> FloatArray:
+    """Each alternative's log LR of one failure (the judge asks for a few p0s, many times)."""
     alt = expit(logit(p0) + LOG_ODDS_STEPS)
-    per_failure = np.log((1.0 - alt) / (1.0 - p0))
-    return _log_mean_exp(n * per_failure + k * LOG_ODDS_STEPS)
+    out: FloatArray = np.log((1.0 - alt) / (1.0 - p0))
+    out.flags.writeable = False
+    return out
 
 
 # ---------------------------------------------------------------------------- errors
@@ -103,7 +112,14 @@ def bernoulli_log_e(successes: ArrayLike, trials: ArrayLike, p0: float) -> Float
 
 def rho_grid(policy: Policy) -> FloatArray:
     """Null ratios kept for the error rate: the policy's null and a log-spaced grid."""
-    return np.unique(np.append(_RHO_POINTS, 1.0 + policy.errors.max_increase))
+    return _rho_grid(1.0 + policy.errors.max_increase)
+
+
+@lru_cache(maxsize=64)
+def _rho_grid(null_ratio: float) -> FloatArray:
+    grid = np.unique(np.append(_RHO_POINTS, null_ratio))
+    grid.flags.writeable = False
+    return grid
 
 
 def rho_index(policy: Policy) -> int:

@@ -226,36 +226,33 @@ M = MetricNames()
 
 
 def counter(model: str, version: str, status: str, values: list[float]) -> Any:
-    labels = {"model_name": model, "model_version": version, "status": status, "pod": "p"}
+    labels = {"__name__": "inference_requests_total", "model_name": model}
+    labels |= {"model_version": version, "status": status, "pod": "p"}
     return (labels, [(float(10 * i), v) for i, v in enumerate(values)])
 
 
 def bucket(model: str, version: str, le: str, values: list[float]) -> Any:
-    labels = {"model_name": model, "model_version": version, "le": le}
+    labels = {"__name__": "inference_latency_seconds_bucket", "model_name": model}
+    labels |= {"model_version": version, "le": le}
     return (labels, [(float(10 * i), v) for i, v in enumerate(values)])
 
 
 def batch_server() -> Recorder:
     """Two models; the answer also holds (m1, "3") which only m2's versions name."""
-    requests = matrix(
+    samples = matrix(
         counter("m1", "1", "ok", [0, 5, 9]),
         counter("m1", "1", "error", [0, 1, 1]),
         counter("m1", "2", "ok", [0, 2, 4]),
         counter("m1", "3", "ok", [0, 100, 200]),  # not a version of m1's rollout
         counter("m2", "3", "ok", [10, 13, 20]),
         counter("m2", "4", "error", [0, 0, 3]),
-    )
-    buckets = matrix(
         *(bucket("m1", v, le, [0, 6, 10]) for v in ("1", "2") for le in ("0.1", "+Inf")),
         *(bucket("m2", v, le, [0, 1, 2]) for v in ("3", "4") for le in ("0.1", "+Inf")),
     )
 
     def handler(request: httpx.Request) -> httpx.Response:
-        query = request.url.params["query"]
-        if "_bucket" in query:
-            return httpx.Response(200, json=buckets)
-        if query.startswith("inference_requests_total{"):
-            return httpx.Response(200, json=requests)
+        if request.url.params["query"].startswith("{__name__=~"):
+            return httpx.Response(200, json=samples)
         return httpx.Response(
             200, json={"status": "success", "data": {"resultType": "scalar", "result": [0, "1"]}}
         )
@@ -263,17 +260,15 @@ def batch_server() -> Recorder:
     return Recorder(handler)
 
 
-def test_many_targets_two_queries_split_per_model_and_version() -> None:
+def test_many_targets_one_query_split_per_signal_model_and_version() -> None:
     recorder = batch_server()
     source = PrometheusSource(PrometheusConfig(url=URL), transport=httpx.MockTransport(recorder))
     one, two = Target("m1", "1", "2"), Target("m2", "3", "4")
     seen = source.observe_many([one, two], 5.0, 20.0)
-    assert len(recorder.requests) == 2
-    requests_query, latency_query = recorder.queries()
-    assert requests_query == (
-        'inference_requests_total{model_name=~"^(?:m1|m2)$",model_version=~"^(?:1|2|3|4)$"}[315s]'
-    )
-    assert latency_query.startswith("inference_latency_seconds_bucket{model_name=~")
+    assert recorder.queries() == [
+        '{__name__=~"^(?:inference_requests_total|inference_latency_seconds_bucket)$",'
+        'model_name=~"^(?:m1|m2)$",model_version=~"^(?:1|2|3|4)$"}[315s]'
+    ]
     assert (seen[one].baseline.requests, seen[one].baseline.errors) == (10, 1)
     assert (seen[one].candidate.requests, seen[one].candidate.errors) == (4, 0)
     assert (seen[two].baseline.requests, seen[two].baseline.errors) == (10, 0)
@@ -301,23 +296,25 @@ def test_per_target_starts_and_custom_metrics_per_version() -> None:
     assert seen[two].start == 15.0 and seen[two].baseline.requests == 7
     assert seen[one].baseline.requests == 10
     assert recorder.queries()[0].endswith("[315s]")  # the longest look's reach
-    assert len(recorder.requests) == 2 + 2 * 2  # custom: one query per version per target
+    assert len(recorder.requests) == 1 + 2 * 2  # custom: one query per version per target
     assert seen[two].custom[0].candidate == 1.0
     with pytest.raises(ValueError, match="must end after it starts"):
         source.observe_many([one], 20.0, 20.0)
     assert source.observe_many([], 0.0, 1.0) == {}
 
 
-def test_one_target_sends_the_same_queries_as_before() -> None:
+def test_one_target_sends_one_query_and_records_each_signal_on_its_own() -> None:
     recorder = batch_server()
     source = PrometheusSource(PrometheusConfig(url=URL), transport=httpx.MockTransport(recorder))
     observation = source.observe(Target("m1", "1", "2"), 5.0, 20.0)
     selector = 'model_name="m1",model_version=~"^(?:1|2)$"'
-    assert recorder.queries() == [
+    names = '__name__=~"^(?:inference_requests_total|inference_latency_seconds_bucket)$"'
+    assert recorder.queries() == [f"{{{names},{selector}}}[315s]"]
+    # The report names each signal's query, which a reader can rerun on its own.
+    assert [q.promql for q in observation.queries] == [
         f"inference_requests_total{{{selector}}}[315s]",
         f"inference_latency_seconds_bucket{{{selector}}}[315s]",
     ]
-    assert [q.promql for q in observation.queries] == recorder.queries()
     assert observation.queries[0].note == "" and observation.queries[0].series == 3
 
 
@@ -328,7 +325,9 @@ def test_a_failing_batch_fails_every_target() -> None:
         backoff=0.001,
         transport=httpx.MockTransport(answer(500, "down")),
     )
-    with pytest.raises(MetricsSourceError, match=r"HTTP 500 \(after 2 tries\) \[requests query\]"):
+    with pytest.raises(
+        MetricsSourceError, match=r"HTTP 500 \(after 2 tries\) \[requests and latency query\]"
+    ):
         source.observe_many([Target("m1", "1", "2"), Target("m2", "3", "4")], 0.0, 60.0)
 
 

@@ -290,7 +290,7 @@ def test_a_stopped_prometheus_raises_without_secrets(tmp_path: Path) -> None:
             200,
             '{"status": "success", "data": {"resultType": "vector",'
             ' "result": [{"metric": {}, "value": [1, "5"]}]}}',
-            "requests query with a result that is not a range vector (matrix)",
+            "requests and latency query with a result that is not a range vector (matrix)",
         ),
         (
             200,
@@ -320,18 +320,19 @@ def test_nan_samples_are_no_data_naming_the_value_and_the_version() -> None:
     """A range answer whose baseline series holds a NaN: that version has no counts (and
     says why), the other version's exact counts stand."""
 
-    def series(version: str, values: list[list[object]]) -> dict[str, object]:
-        labels = {"model_version": version, "status": "ok", "le": "+Inf"}
+    def series(name: str, version: str, values: list[list[object]]) -> dict[str, object]:
+        labels = {"__name__": name, "model_version": version, "status": "ok", "le": "+Inf"}
         return {"metric": labels, "values": values}
 
+    names = ("inference_requests_total", "inference_latency_seconds_bucket")
     body = json.dumps(
         {
             "status": "success",
             "data": {
                 "resultType": "matrix",
                 "result": [
-                    series(BASELINE, [[0, "4"], [30, "NaN"]]),
-                    series(CANDIDATE, [[0, "4"], [30, "9"], [60, "12"]]),
+                    *(series(name, BASELINE, [[0, "4"], [30, "NaN"]]) for name in names),
+                    *(series(name, CANDIDATE, [[0, "4"], [30, "9"], [60, "12"]]) for name in names),
                 ],
             },
         }
@@ -535,7 +536,7 @@ def test_chained_looks_read_only_their_own_window_and_count_what_the_full_range_
                 assert getattr(observation, role) == exact, (role, start)
         live = [q for q in transport.queries if q.startswith("count by (__name__")]
         ranges = [q.rsplit("[", 1)[1].rstrip("]") for q in transport.queries if q not in live]
-        assert ranges == ["360s", "360s"] + ["61s", "61s"] * (len(looks) - 1)
+        assert ranges == ["360s"] + ["61s"] * (len(looks) - 1)  # both signals in one query
         assert len(live) == len(looks) - 1  # a chained look asks which series still exist
         elsewhere = looks[3]
         again = src.observe(target, *elsewhere)

@@ -45,6 +45,9 @@ def test_one_query_per_signal_for_every_target() -> None:
         'model_version=~"^(?:2\\\\.3\\\\.1|2\\\\.4\\\\.0|2\\\\.5\\\\.0|1\\\\.0|1\\\\.1)$"}[360s]'
     )
     assert queries.latency.startswith('inference_latency_seconds_bucket{model_name=~"^(?:fraud|')
+    # What is sent: both signals in one selector, the same matchers and range.
+    names = '__name__=~"^(?:inference_requests_total|inference_latency_seconds_bucket)$"'
+    assert queries.combined == "{" + names + "," + queries.requests.split("{", 1)[1]
     # One model: the plain matcher, the same strings as one target's.
     one = batch_queries(MetricNames(), targets[:2], 60).requests
     assert one.startswith('inference_requests_total{model_name="fraud",model_version=~')

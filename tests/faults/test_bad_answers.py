@@ -86,7 +86,7 @@ def test_a_failing_prometheus_is_a_source_error_not_data(
     proxy.switch(fault)
     with pytest.raises(MetricsSourceError, match=ERRORS[fault]) as caught:
         look(proxy, synthetic_prometheus)
-    assert proxy.url in str(caught.value) and "[requests query]" in str(caught.value)
+    assert proxy.url in str(caught.value) and "[requests and latency query]" in str(caught.value)
     # Transient failures are retried (3 tries); an answer that is not JSON is not.
     assert len(proxy.seen_headers()) == (1 if fault is Fault.INVALID_JSON else 3)
 

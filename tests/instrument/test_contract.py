@@ -183,3 +183,14 @@ def test_the_kits_buckets_resolve_a_twenty_percent_regression_around_the_slo() -
         for i in range(len(ladder) - 8):
             assert ladder[i + 8] == pytest.approx(1.2 * ladder[i], rel=1e-4)
     assert latency_buckets() == LATENCY_BUCKETS and len(LATENCY_BUCKETS) == 63
+
+
+def test_a_denser_ladder_has_steps_bounds_per_twenty_percent_over_the_same_span() -> None:
+    """benchmarks/bucket_density.py's layouts: the kit's shape with `steps` bounds per +20%."""
+    assert latency_buckets(steps=8) == LATENCY_BUCKETS
+    dense = latency_buckets(0.15, steps=16)
+    ladder = [b for b in dense if 0.39 * 0.15 <= b <= 1.32 * 0.15]
+    assert len(ladder) == 5 * 16 + 24 + 1
+    assert min(ladder) == pytest.approx(0.15 / 1.2**5, rel=1e-4)
+    for i in range(len(ladder) - 16):
+        assert ladder[i + 16] == pytest.approx(1.2 * ladder[i], rel=1e-4)
