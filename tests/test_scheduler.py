@@ -256,3 +256,34 @@ def test_keys_are_added_and_removed_while_it_runs_and_a_stop_event_ends_it() -> 
     assert not runner.is_alive() and time.monotonic() - began < 2
     assert scheduler.decided == []  # stopped, not decided: "b" is still scheduled
     assert scheduler.keys() == {"b"}
+
+
+def test_keys_due_at_once_each_run_alone_and_in_turn_until_decided() -> None:
+    """A thousand keys due together and due again at once (a tick of a controller): every step
+    runs, none twice at the same time for one key, and every key ends decided."""
+    clock = SimulatedClock()
+    steps: dict[str, int] = {}
+    busy: set[str] = set()
+    overlaps: list[str] = []
+    lock = threading.Lock()
+
+    def step(key: str) -> float | None:
+        with lock:
+            if key in busy:
+                overlaps.append(key)
+            busy.add(key)
+            steps[key] = steps.get(key, 0) + 1
+            count = steps[key]
+        time.sleep(0.0001)  # I/O: other workers run meanwhile
+        with lock:
+            busy.discard(key)
+        return clock.now() if count < 3 else None
+
+    scheduler = Scheduler(step, clock, workers=8)
+    keys = [f"rollout-{i}" for i in range(1000)]
+    for key in keys:
+        scheduler.add(key)
+    scheduler.run()
+    assert overlaps == []
+    assert steps == {key: 3 for key in keys}
+    assert sorted(scheduler.decided) == sorted(keys)
