@@ -7,43 +7,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from rollout.cli import app
 from rollout.notify import build_notifier
 from rollout.spec import SpecError, load_spec
+from tests.support.unreached_spec import write_unreached_spec
 
 runner = CliRunner()
 SECRET_URL = "https://hooks.slack.com/services/T1/B2/url-secret-never-print-me"
 
 
-HAPROXY = {
-    "kind": "haproxy",
-    "adminSocket": "127.0.0.1:9",
-    "backend": "fraud",
-    "baselineServer": "v1",
-    "candidateServer": "v2",
-}  # never reached: refused before
-
-
 def spec_file(tmp_path: Path, notifications: dict[str, Any]) -> Path:
-    document = {
-        "apiVersion": "rollout.mlops.dev/v1alpha1",
-        "kind": "ModelRollout",
-        "metadata": {"name": "fraud"},
-        "spec": {
-            "model": "fraud-detector",
-            "baseline": {"version": "v1"},
-            "candidate": {"version": "v2"},
-            "router": HAPROXY,
-            "prometheus": {"url": "http://127.0.0.1:9"},
-            "notifications": notifications,
-        },
-    }
-    path = tmp_path / "rollout.yaml"
-    path.write_text(yaml.safe_dump(document))
-    return path
+    return write_unreached_spec(tmp_path, notifications=notifications)
 
 
 def validate(path: Path) -> tuple[int, str]:

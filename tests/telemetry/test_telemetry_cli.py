@@ -8,43 +8,18 @@ import logging
 import socket
 from pathlib import Path
 
-import yaml
 from typer.testing import CliRunner
 
 from rollout.cli import app
 from rollout.telemetry import LogFormat
 from rollout.telemetry.logs import configure_logging
+from tests.support.unreached_spec import write_unreached_spec
 
 runner = CliRunner()
 
 
-HAPROXY = {
-    "kind": "haproxy",
-    "adminSocket": "127.0.0.1:9",
-    "backend": "fraud",
-    "baselineServer": "v1",
-    "candidateServer": "v2",
-}  # never reached: refused before
-
-
 def test_a_metrics_port_in_use_exits_3_before_anything_runs(tmp_path: Path) -> None:
-    spec = tmp_path / "rollout.yaml"
-    spec.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "rollout.mlops.dev/v1alpha1",
-                "kind": "ModelRollout",
-                "metadata": {"name": "fraud"},
-                "spec": {
-                    "model": "fraud-detector",
-                    "baseline": {"version": "v1"},
-                    "candidate": {"version": "v2"},
-                    "router": HAPROXY,
-                    "prometheus": {"url": "http://127.0.0.1:9"},
-                },
-            }
-        )
-    )
+    spec = write_unreached_spec(tmp_path)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
