@@ -132,6 +132,9 @@ class ManagedProcess:
 # and command line are still the ones recorded when we started it.
 
 
+EXEC_SETTLE_TRIES = 100  # 1 s; a kernel thread's command stays empty, and that is its identity
+
+
 def process_identity(pid: int) -> str | None:
     """The process's start time and command line, or None when no live process has `pid`.
 
@@ -142,11 +145,18 @@ def process_identity(pid: int) -> str | None:
     if Path("/proc/self/stat").exists():
         try:
             stat = (proc / "stat").read_text()
+            fields = stat.rpartition(")")[2].split()  # after "pid (comm)": state is fields[0]
+            if not fields or fields[0] in ("Z", "X"):
+                return None
             cmdline = (proc / "cmdline").read_bytes()
+            # Popen returns once exec has closed its pipe, which the kernel does before it
+            # lays out the new arguments: a process read right then has an empty command.
+            for _ in range(EXEC_SETTLE_TRIES):
+                if cmdline:
+                    break
+                time.sleep(0.01)
+                cmdline = (proc / "cmdline").read_bytes()
         except OSError:
-            return None
-        fields = stat.rpartition(")")[2].split()  # after "pid (comm)": state is fields[0]
-        if not fields or fields[0] in ("Z", "X"):
             return None
         command = " ".join(part.decode(errors="replace") for part in cmdline.split(b"\0") if part)
         return f"{fields[19]} {command}"  # starttime is the 22nd field of stat

@@ -107,6 +107,19 @@ def test_a_process_identity_is_stable_while_it_runs_and_gone_after(
     assert process_identity(os.getpid()) is not None
 
 
+def test_a_process_read_the_moment_it_starts_has_its_command_in_its_identity() -> None:
+    # Right after Popen returns the kernel may not have laid out the new arguments yet; an
+    # identity taken then would never match again and `up` would think the sandbox is gone.
+    for _ in range(1000):
+        process = subprocess.Popen(["sleep", "120"])
+        try:
+            identity = process_identity(process.pid)
+            assert identity is not None and identity.endswith(" sleep 120"), identity
+        finally:
+            process.kill()
+            process.wait()
+
+
 def test_up_exits_4_when_a_part_cannot_start_and_leaves_nothing_running(tmp_path: Path) -> None:
     # No prometheus on PATH: the model servers and HAProxy start first, then must be stopped.
     empty = tmp_path / "bin"

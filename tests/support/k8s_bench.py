@@ -32,7 +32,9 @@ FAST_POLICY: dict[str, Any] = {
     "steps": [{"weight": 20, "hold": "6s"}, {"weight": 50, "hold": "6s"}],
     "analysis": {"interval": "2s"},
     "minRequests": 40,
-    "inconclusiveGrace": "20s",
+    # The grace ends a step by the clock: a starved CI machine can use it all up before a
+    # clear regression is confirmed. The tests assert what the data decides, so it is wide.
+    "inconclusiveGrace": "120s",
     "outage": {"maxDuration": "60s"},
 }
 DECIDED = ("Promoted", "RolledBack", "Paused", "Aborted")
