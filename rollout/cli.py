@@ -432,12 +432,15 @@ def abort(
     kubeconfig: KubeconfigOption = None,
     context: ContextOption = None,
 ) -> None:
-    """Abort a paused or stopped rollout: all traffic back to the baseline, then the report.
+    """Abort a rollout: all traffic back to the baseline, then the report.
 
+    A paused or stopped rollout is aborted here; one a `rollout run` drives is aborted by that
+    run, asked through a command file beside the state (it takes it between its steps).
     Exit codes: 0 all traffic confirmed on the baseline, 3 nothing to abort (no saved rollout,
-    already promoted, rolled back or aborted) or a `rollout run` of it is still running, or a
-    usage error, 4 infrastructure. On a cluster (SPEC is the ModelRollout's name): 0 the
-    controller accepted it, 3 refused or no such rollout, 4 no controller answered.
+    already promoted, rolled back or aborted), the run did not take the command within 30 s,
+    or a usage error, 4 infrastructure or the weights not confirmed in time. On a cluster (SPEC
+    is the ModelRollout's name): 0 the controller accepted it, 3 refused or no such rollout, 4
+    no controller answered.
     """
     where = _cluster(cluster, namespace, kubeconfig, context)
     if where is not None:
@@ -485,11 +488,13 @@ def promote(
     """Skip the rest of the analysis: the next step now, or with --full all traffic to the
     candidate now; confirmed by the router's read-back and recorded in the report.
 
-    For a progressing (stopped) or paused rollout. Without --full, `rollout run SPEC` goes on
-    with the analysis at the new step. Exit codes: 0 the new weights confirmed, 1 the router
-    failed past the policy's limit and the rollout rolled back, 2 interrupted, 3 nothing to
-    promote (no saved rollout, already promoted, rolled back or aborted) or a `rollout run` of
-    it is still running, or a usage error, 4 infrastructure. On a cluster (SPEC is the
+    For a progressing or paused rollout. One a `rollout run` drives is promoted by that run,
+    asked through a command file beside the state, and the run goes on; else, without --full,
+    `rollout run SPEC` goes on with the analysis at the new step. Exit codes: 0 the new
+    weights confirmed, 1 the router failed past the policy's limit and the rollout rolled
+    back, 2 interrupted, 3 nothing to promote (no saved rollout, already promoted, rolled back
+    or aborted), the run did not take the command within 30 s, or a usage error, 4
+    infrastructure or the weights not confirmed in time. On a cluster (SPEC is the
     ModelRollout's name): 0 the controller accepted it, 3 refused, 4 no controller answered.
     """
     where = _cluster(cluster, namespace, kubeconfig, context)

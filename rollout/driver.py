@@ -1,4 +1,4 @@
-"""`rollout run` and `rollout abort`: a scheduler of one rollout, and its console.
+"""`rollout run`, `promote`, `retry` and `abort`: a scheduler of one rollout, and its console.
 
 The reconciler (`rollout/reconcile.py`) performs the engine's actions and saves the state
 before each batch of them runs, so the intent (the weights about to be set) is on disk
@@ -6,7 +6,8 @@ before the router is touched: a crash anywhere resumes with the same desired wei
 setting them again is idempotent. The scheduler (`rollout/scheduler.py`) waits for each
 wake-up. This module is what stays a CLI's: the run lock, the preflight, printing what
 happened, the exit code, and SIGTERM or Ctrl-C, which stop the scheduler and leave traffic
-as it is; the next `rollout run` resumes.
+as it is; the next `rollout run` resumes. While a run holds the lock, `promote` and `abort`
+reach it through its command file (`rollout/commands.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import contextlib
 import hashlib
 import math
 import signal
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from functools import partial
@@ -33,6 +36,7 @@ from rollout.analysis.observation import (
     Target,
 )
 from rollout.analysis.stats import version_error_rate, version_p95
+from rollout.commands import Command, CommandBox
 from rollout.engine import (
     DECISIONS,
     Abort,
@@ -110,6 +114,8 @@ PROMOTE_EXIT_CODES = {
     Phase.PAUSED: ExitCode.PAUSED,
 }
 INTERRUPTED_RESUMABLE = "run the same command again to resume"
+COMMAND_POLL_SECONDS = 0.25
+COMMAND_TAKE_SECONDS = 30.0  # a run between its steps takes a command within a poll
 
 
 class Interrupted(Exception):
@@ -153,6 +159,7 @@ class Driver:
         self.source = source
         self.store = store
         self.state_file = store.file(self.key)
+        self.commands = CommandBox(store.directory, self.key)
         self.policy = policy
         self.target = target
         self.clock = clock or SystemClock()
@@ -209,33 +216,42 @@ class Driver:
     def promote(self, full: bool, reason: str) -> ExitCode:
         """A person's promotion of a progressing or paused rollout: `full`, all traffic to the
         candidate now (then the report); else the next step now, confirmed by read-back, and
-        `rollout run` goes on from there. StateError when there is nothing to promote."""
-        with self.store.lock(self.key):
+        `rollout run` goes on from there. While a run drives it, the run is asked to.
+        StateError when there is nothing to promote."""
+        self._exit_codes = PROMOTE_EXIT_CODES
+        held = self._lock_unless_driven()
+        if held is None:
+            before, _ = self._load_same("promote")
+            self._check_promotable(before)
+            return self._ask_the_run(Command("promote", reason, full), before)
+        with held:
             state, version = self._load_same("promote")
-            if state.policy_digest != policy_digest(self.policy):
-                raise StateError(
-                    f"the saved rollout {state.name!r} ({self.state_file.path}) was started "
-                    "with another policy (its steps may differ): promote it with the spec and "
-                    "policy it was started with"
-                )
-            if state.phase is Phase.PROMOTED:
-                raise StateError(
-                    f"rollout {state.name!r} was already promoted: all traffic is on "
-                    f"{state.target.candidate}; nothing to promote"
-                )
-            if state.phase in (Phase.ROLLED_BACK, Phase.ABORTED):
-                decided = DECISIONS[state.phase].replace("_", " ")
-                raise StateError(
-                    f"rollout {state.name!r} was {decided} ({state.reason}): nothing to promote; "
-                    "`rollout retry SPEC` starts it again from step 1"
-                )
-            if state.phase is Phase.PENDING:
-                raise StateError(
-                    f"rollout {state.name!r} has not started: `rollout run SPEC` starts it"
-                )
-            self._exit_codes = PROMOTE_EXIT_CODES
+            self._check_promotable(state)
             self._stop_when_confirmed = not full
             return self._schedule(Promote(full, reason), state, version)
+
+    def _check_promotable(self, state: RolloutState) -> None:
+        if state.policy_digest != policy_digest(self.policy):
+            raise StateError(
+                f"the saved rollout {state.name!r} ({self.state_file.path}) was started "
+                "with another policy (its steps may differ): promote it with the spec and "
+                "policy it was started with"
+            )
+        if state.phase is Phase.PROMOTED:
+            raise StateError(
+                f"rollout {state.name!r} was already promoted: all traffic is on "
+                f"{state.target.candidate}; nothing to promote"
+            )
+        if state.phase in (Phase.ROLLED_BACK, Phase.ABORTED):
+            decided = DECISIONS[state.phase].replace("_", " ")
+            raise StateError(
+                f"rollout {state.name!r} was {decided} ({state.reason}): nothing to promote; "
+                "`rollout retry SPEC` starts it again from step 1"
+            )
+        if state.phase is Phase.PENDING:
+            raise StateError(
+                f"rollout {state.name!r} has not started: `rollout run SPEC` starts it"
+            )
 
     def retry(self, reason: str) -> ExitCode:
         """A rolled-back, paused or aborted rollout again from step 1, run to its decision as
@@ -280,23 +296,101 @@ class Driver:
 
     def abort(self, reason: str) -> ExitCode:
         """A person's abort of a saved rollout (paused, or stopped mid-step): all traffic
-        back to the baseline, confirmed by read-back, then the report. StateError when there
-        is nothing to abort; StateLockedError while a `rollout run` of it lives."""
-        with self.store.lock(self.key):
+        back to the baseline, confirmed by read-back, then the report. While a run drives it,
+        the run is asked to. StateError when there is nothing to abort."""
+        self._exit_codes = ABORT_EXIT_CODES
+        held = self._lock_unless_driven()
+        if held is None:
+            before, _ = self._load_same("abort")
+            self._check_abortable(before)
+            return self._ask_the_run(Command("abort", reason), before)
+        with held:
             state, version = self._load_same("abort")
-            if state.phase is Phase.PROMOTED:
-                raise StateError(
-                    f"rollout {state.name!r} was already promoted: all traffic is on "
-                    f"{state.target.candidate}; to go back, roll the baseline out as a candidate"
-                )
-            if state.phase in (Phase.ABORTED, Phase.ROLLED_BACK) and _settled(state):
-                decided = DECISIONS[state.phase].replace("_", " ")
-                raise StateError(
-                    f"rollout {state.name!r} was already {decided} ({state.reason}): all traffic "
-                    f"is on {state.target.baseline}, nothing to abort"
-                )
-            self._exit_codes = ABORT_EXIT_CODES
+            self._check_abortable(state)
             return self._schedule(Abort(reason), state, version)
+
+    def _check_abortable(self, state: RolloutState) -> None:
+        if state.phase is Phase.PROMOTED:
+            raise StateError(
+                f"rollout {state.name!r} was already promoted: all traffic is on "
+                f"{state.target.candidate}; to go back, roll the baseline out as a candidate"
+            )
+        if state.phase in (Phase.ABORTED, Phase.ROLLED_BACK) and _settled(state):
+            decided = DECISIONS[state.phase].replace("_", " ")
+            raise StateError(
+                f"rollout {state.name!r} was already {decided} ({state.reason}): all traffic "
+                f"is on {state.target.baseline}, nothing to abort"
+            )
+
+    # ------------------------------------------------------------------ a run's commands
+
+    def _lock_unless_driven(self) -> contextlib.ExitStack | None:
+        """The rollout's lock, held; None when a `rollout run` holds it."""
+        held = contextlib.ExitStack()
+        try:
+            held.enter_context(self.store.lock(self.key))
+        except StateLockedError:
+            return None
+        return held
+
+    def _ask_the_run(self, command: Command, before: RolloutState) -> ExitCode:
+        """Leave `command` for the run that drives the rollout and wait until its effect is
+        confirmed by read-back (or the run decided otherwise)."""
+        if not self.commands.post(command):
+            raise StateError(
+                f"an earlier command to the `rollout run` of {before.name!r} still waits "
+                f"({self.commands.path}); wait for it, or remove that file if no run drives it"
+            )
+        self.console.print(
+            f"a `rollout run` drives {escape(before.name)}: asked it to {command.wanted}",
+            highlight=False,
+        )
+        taken_by = time.monotonic() + COMMAND_TAKE_SECONDS
+        while self.commands.pending():
+            if time.monotonic() >= taken_by and self.commands.withdraw():
+                raise StateError(
+                    f"the `rollout run` that holds {self.state_file.path} did not take the "
+                    f"command within {COMMAND_TAKE_SECONDS:.0f}s (is it stuck?); nothing changed"
+                )
+            time.sleep(COMMAND_POLL_SECONDS)
+        # The router may fail for up to the policy's limit before the run gives up on it.
+        confirmed_by = time.monotonic() + self.policy.outage.max_duration + COMMAND_TAKE_SECONDS
+        while time.monotonic() < confirmed_by:
+            state = self.store.load(self.key)
+            code = None if state is None else self._answered(command, before, state[0])
+            if code is not None:
+                return code
+            time.sleep(COMMAND_POLL_SECONDS)
+        self.console.print(
+            f"the run took the command, but its weights are not confirmed yet: `rollout status "
+            f"{escape(before.name)} --watch` follows it (exit {int(ExitCode.INFRASTRUCTURE)})",
+            highlight=False,
+        )
+        return ExitCode.INFRASTRUCTURE
+
+    def _answered(
+        self, command: Command, before: RolloutState, state: RolloutState
+    ) -> ExitCode | None:
+        """The verb's exit code once the run has acted on `command`, None before."""
+        if state.phase.decided and _settled(state):
+            code = self._exit_codes.get(state.phase, ExitCode.BAD_INPUT)
+            reports = ", ".join(state.report_paths) or "none written"
+            self.console.print(
+                f"rollout {escape(state.name)}: {state.phase.value} ({escape(state.reason)}), "
+                f"weights {state.desired} confirmed by read-back; report: {escape(reports)} "
+                f"(exit {int(code)})",
+                highlight=False,
+            )
+            return code
+        moved_on = state.phase is Phase.PROGRESSING and state.step > before.step
+        if command.verb == "promote" and not command.full and moved_on and state.confirmed:
+            self.console.print(
+                f"rollout {escape(state.name)}: step {state.step + 1}, weights {state.desired} "
+                f"confirmed by read-back; the run goes on from there (exit 0)",
+                highlight=False,
+            )
+            return ExitCode.PROMOTED
+        return None
 
     # ------------------------------------------------------------------ the scheduler of one
 
@@ -304,7 +398,10 @@ class Driver:
         self.reconciler.track(self.rollout, event, state, version)
         scheduler = self._scheduler = Scheduler(self._step, self.clock)
         scheduler.add(self.key)
-        with live_panel(self.console, self.clock.now, self.policy) as self._live:
+        with (
+            live_panel(self.console, self.clock.now, self.policy) as self._live,
+            self._taking_commands(),
+        ):
             scheduler.run()  # SIGTERM and Ctrl-C raise through it: the scheduler stops there
         final = self.reconciler.state(self.key)
         assert final is not None
@@ -317,6 +414,37 @@ class Driver:
         scheduler = self._scheduler
         if scheduler is not None:
             scheduler.add(self.key)  # due now: the wait for the next look is cut short
+
+    @contextlib.contextmanager
+    def _taking_commands(self) -> Iterator[None]:
+        """While this process drives the rollout, `rollout promote` and `rollout abort` of it
+        reach the engine through the command file. One left from before is not obeyed."""
+        if self.commands.take() is not None:
+            self.console.print(
+                f"ignored a command left in {self.commands.path} before this run; "
+                "give it again if it still stands",
+                highlight=False,
+            )
+        stop = threading.Event()
+
+        def take() -> None:
+            while not stop.wait(COMMAND_POLL_SECONDS):
+                command = self.commands.take()
+                if command is not None:
+                    self.console.print(
+                        f"`rollout {command.verb}` asks to {command.wanted}: "
+                        f"{escape(command.reason)}",
+                        highlight=False,
+                    )
+                    self.signal(command.event())
+
+        taker = threading.Thread(target=take, name=f"commands of {self.key}", daemon=True)
+        taker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            taker.join()
 
     def deliver_alert(self, model: str, version: str, alert: Alert) -> bool:
         """The alert webhook's callback: only an alert on this rollout's candidate counts."""
