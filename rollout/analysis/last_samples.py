@@ -36,7 +36,7 @@ Kept = dict[SeriesKey, tuple[dict[str, str], Sample]]
 def series_key(labels: dict[str, str]) -> SeriesKey:
     """One string per label set (no tuple of pairs: strings are not tracked by the cyclic
     collector, and there is one key per series of every rollout)."""
-    return "\x00".join(f"{name}\x01{value}" for name, value in sorted(labels.items()))
+    return "\x00".join([f"{name}\x01{value}" for name, value in sorted(labels.items())])
 
 
 @dataclass
@@ -79,11 +79,16 @@ class LastSamples:
             key = series_key(labels)
             before = previous.pop(key, None)
             if before is not None:
-                at = before[1][0]
-                samples = [before[1], *(s for s in samples if s[0] > at)]
+                at, first = before[1][0], 0
+                while first < len(samples) and samples[first][0] <= at:
+                    first += 1  # the margin's samples: the kept one stands for them
+                samples = [before[1], *samples[first:]]
             merged.append((labels, samples))
-            last = next((s for s in reversed(samples) if s[0] <= end), None)
-            if last is not None and last[0] >= horizon:
+            # An answer evaluated at `end` has no later sample; any other caller's might.
+            last = samples[-1]
+            if last[0] > end:
+                last = next((s for s in reversed(samples) if s[0] <= end), samples[0])
+            if last[0] <= end and last[0] >= horizon:
                 kept[key] = (labels, last)
         for key, (labels, sample) in previous.items():
             merged.append((labels, [sample]))

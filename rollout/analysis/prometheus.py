@@ -47,6 +47,7 @@ import gc
 import math
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
@@ -61,6 +62,7 @@ from rollout.analysis.observation import (
     QueryRecord,
     Target,
     VersionCounts,
+    shared_bucket,
 )
 from rollout.analysis.prom_http import (
     PrometheusClient,
@@ -190,9 +192,12 @@ class PrometheusSource:
         lookback = WARM_MARGIN_SECONDS if warm else LOOKBACK_SECONDS
         queries = batch_queries(self._metrics, group, end - min(starts[t] for t in group), lookback)
         by_model = len({t.model for t in group}) > 1
-        fetched = self._signals(self._client.matrix("requests and latency", queries.combined, end))
-        live = self._live(group, end, by_model) if warm else None
-        grouped = {signal: self._group(series, by_model) for signal, series in fetched.items()}
+        with ThreadPoolExecutor(1, thread_name_prefix="live-series") as background:
+            # Prometheus answers which series live while this thread parses the samples.
+            asked = background.submit(self._live, group, end, by_model) if warm else None
+            answer = self._client.matrix("requests and latency", queries.combined, end)
+            grouped = self._split(answer, by_model)
+            live = asked.result() if asked is not None else None
         observed: dict[Target, Observation] = {}
         for target in group:
             first = starts[target]
@@ -212,13 +217,22 @@ class PrometheusSource:
                 self._last.forget(target)
         return observed
 
-    def _signals(self, series: list[_Series]) -> dict[str, list[_Series]]:
-        """The combined answer split by signal (its series' `__name__`)."""
-        split: dict[str, list[_Series]] = {"requests": [], "latency": []}
+    def _split(
+        self, series: list[_Series], by_model: bool
+    ) -> dict[str, dict[tuple[str | None, str | None], list[_Series]]]:
+        """The combined answer's series per signal (their `__name__`) and (model, version);
+        the model is None when the batch has one model (the query already chose it)."""
+        split: dict[str, dict[tuple[str | None, str | None], list[_Series]]] = {
+            "requests": {},
+            "latency": {},
+        }
+        model_label, version_label = self._metrics.model_label, self._metrics.version_label
         for labels, samples in series:
             signal = self._signal_of.get(labels.get("__name__", ""))
             if signal is not None:
-                split[signal].append((labels, samples))
+                model = labels.get(model_label) if by_model else None
+                key = (model, labels.get(version_label))
+                split[signal].setdefault(key, []).append((labels, samples))
         return split
 
     def _live(
@@ -258,18 +272,6 @@ class PrometheusSource:
             fetched = grouped.get((model, v), [])
             mine[(model, v)] = self._last.merge(target, (signal, v), fetched, end, live is not None)
         return mine
-
-    def _group(
-        self, series: list[_Series], by_model: bool
-    ) -> dict[tuple[str | None, str | None], list[_Series]]:
-        """Series per (model, version); the model is None when the batch has one model (the
-        query already chose it)."""
-        grouped: dict[tuple[str | None, str | None], list[_Series]] = {}
-        for labels, samples in series:
-            model = labels.get(self._metrics.model_label) if by_model else None
-            key = (model, labels.get(self._metrics.version_label))
-            grouped.setdefault(key, []).append((labels, samples))
-        return grouped
 
     def _observation(
         self,
@@ -411,7 +413,7 @@ class PrometheusSource:
             # Per series the rises are cumulative in `le`; only pods with different bucket
             # layouts (a bound some pods lack) can break the order: the running max keeps it.
             highest = max(highest, per_le[le])
-            buckets.append(Bucket(le=le, count=highest))
+            buckets.append(shared_bucket(le, highest))
         return tuple(buckets)
 
     def _custom_value(

