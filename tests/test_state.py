@@ -252,6 +252,47 @@ def test_the_judges_running_totals_survive_a_round_trip_and_judge_alike() -> Non
     assert repr(again) == repr(resumed)
 
 
+def test_the_running_totals_are_saved_as_exact_binary_rows_and_schema_2_still_reads() -> None:
+    """The judge's log-likelihood ratios go out as binary doubles (bit for bit, signs of
+    zero and infinities included); a file of the previous schema (decimal lists) resumes."""
+    policy = Policy.model_validate({"steps": [{"weight": 50, "hold": "1m"}]})
+    les = (0.1, 0.12, 0.15, math.inf)
+    look = Observation(
+        start=T0,
+        end=T0 + 10,
+        baseline=VersionCounts(900, 9, tuple(map(Bucket, les, (800, 850, 890, 900)))),
+        candidate=VersionCounts(100, 3, tuple(map(Bucket, les, (80, 90, 97, 100)))),
+    )
+    analysis, _ = judge_next(None, (look,), policy)
+    assert analysis is not None and analysis.latency_llr and analysis.errors_up
+    odd = ((-0.0, 5e-324, -math.inf), (1 / 3, 1e308, math.inf))
+    state = replace(full_state(), analysis=replace(analysis, errors_down=odd))
+    document = json.loads(state_to_json(state))
+    saved = document["state"]["analysis"]
+    assert document["schema"] == 3
+    assert all(saved[k].startswith(("f64x",)) for k in ("latency_llr", "errors_up", "errors_down"))
+    back = state_from_json(state_to_json(state))
+    assert back.analysis is not None and back.analysis.latency_llr == analysis.latency_llr
+    assert repr(back.analysis.errors_down) == repr(odd)  # -0.0 stays -0.0
+
+    # What the previous version wrote: the same numbers as JSON lists, "+Inf" as a string.
+    def decimal(rows: tuple[tuple[float, ...], ...]) -> list[list[object]]:
+        return [[x if math.isfinite(x) else ("+Inf" if x > 0 else "-Inf") for x in r] for r in rows]
+
+    for name in ("latency_llr", "errors_up", "errors_down"):
+        saved[name] = decimal(getattr(state.analysis, name))
+    document["schema"] = 2
+    old = state_from_json(json.dumps(document))
+    assert old.analysis is not None
+    assert repr(old.analysis.errors_down) == repr(odd)
+    assert old.analysis.latency_llr == analysis.latency_llr
+
+    broken = json.loads(state_to_json(state))
+    broken["state"]["analysis"]["errors_up"] = "f64x3:AAAA"  # 3 bytes: not whole doubles
+    with pytest.raises(StateError, match="invalid state"):
+        state_from_json(json.dumps(broken))
+
+
 # ---------------------------------------------------------------------------- keyed, versioned
 
 
@@ -288,6 +329,42 @@ def test_a_save_without_a_change_does_not_write(tmp_path: Path) -> None:
     fresh = LocalStateStore(tmp_path)  # from the file, not from memory
     assert fresh.save("default-iris", full_state(), version) == version
     assert (os.stat(path).st_mtime_ns, os.stat(path).st_ino) == stamp
+
+
+def test_only_a_save_that_adds_looks_and_changes_nothing_acted_on_skips_the_fsyncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counted(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counted)
+    store = LocalStateStore(tmp_path)
+
+    def fsyncs(state: RolloutState, version: str | None) -> tuple[int, str]:
+        synced.clear()
+        saved = store.save("default-iris", state, version)
+        assert store.load("default-iris") == (state, saved)  # written either way
+        return len(synced), saved
+
+    first = full_state(looks=1)
+    count, version = fsyncs(first, None)
+    assert count == 2  # the file and its directory entry
+    looked = replace(first, history=full_state(looks=2).history, message="looked again")
+    count, version = fsyncs(looked, version)
+    assert count == 0  # a look's numbers: a power failure may take them back, nothing else
+    next_step = replace(looked, history=full_state(looks=3).history, step=2)
+    count, version = fsyncs(next_step, version)
+    assert count == 2  # the look moved the rollout on: on disk before the router is touched
+    message_only = replace(next_step, message="holding 10s more")
+    count, version = fsyncs(message_only, version)
+    assert count == 2  # no new look: kept as before
+    store = LocalStateStore(tmp_path)  # another process: judges against what the file holds
+    count, _ = fsyncs(replace(message_only, history=full_state(looks=4).history), version)
+    assert count == 0
 
 
 def test_a_schema_1_file_is_still_read(tmp_path: Path) -> None:
