@@ -46,6 +46,7 @@ from rollout.engine import (
     WeightsRead,
     WriteReport,
     advance,
+    look_due_after,
 )
 from rollout.evidence.exemplars import attach_spans
 from rollout.evidence.gather import gather_evidence
@@ -140,6 +141,9 @@ class Outcome:
 
 
 ASKED_FOR_LOOK = math.inf  # a batched look is asked for: no wake-up of its own
+# A batched look that asks after its tick's read began waits for the next tick's read, if
+# that is this close; else it is read on its own.
+STRAGGLER_WAIT_SECONDS = 15.0
 
 
 @dataclass
@@ -172,6 +176,7 @@ class Reconciler:
         self.batch_looks = batch_looks
         self._tracked: dict[str, _Tracked] = {}
         self._signals: dict[str, list[Event]] = {}  # outside events, by key, until reconciled
+        self._last_read: dict[int, float] = {}  # when each source's latest batched read began
         self._mutex = threading.Lock()
 
     def track(
@@ -311,7 +316,7 @@ class Reconciler:
 
     def _act(
         self, tracked: _Tracked, state: RolloutState, action: Action, happened: list[Happening]
-    ) -> Event | Observe | None:
+    ) -> Event | Observe | Wait | None:
         rollout = tracked.rollout
         if isinstance(action, SetWeights):
             began = self.clock.now()
@@ -330,7 +335,8 @@ class Reconciler:
                 return RouterFailed(str(exc), since=began)
         if isinstance(action, Observe):
             if self.batch_looks:
-                return action
+                later = self._missed_read(tracked, state, action)
+                return action if later is None else Wait(later, "the next tick's read")
             with child_span("rollout.query", start=action.start, end=action.end):
                 return self._observe(tracked, state, action)
         if isinstance(action, CollectEvidence):
@@ -348,6 +354,25 @@ class Reconciler:
                 failure = exc.strerror or type(exc).__name__
         happened.append(ReportDone(report, paths, failure))
         return ReportWritten(tuple(str(p) for p in paths.values()))
+
+    def _missed_read(self, tracked: _Tracked, state: RolloutState, action: Observe) -> float | None:
+        """When a batched look asks after its tick's read began (its last answer was still
+        being judged), the next tick: its look then joins that read, one interval longer,
+        instead of costing a read of its own (2 more queries in the tick). None: ask now."""
+        interval = tracked.rollout.policy.analysis.interval
+        last_read = self._last_read.get(id(tracked.rollout.source))
+        if last_read is None or state.last_look_end is None or state.source_outage is not None:
+            return None  # nothing read yet, or a retry (not on the grid)
+        if look_due_after(state.last_look_end, interval) > last_read:
+            return None  # its tick's read is still to come
+        tick = math.floor(action.end / interval)
+        next_tick = (tick + 1) * interval
+        if (
+            math.floor(last_read / interval) != tick
+            or next_tick - action.end > STRAGGLER_WAIT_SECONDS
+        ):
+            return None
+        return next_tick
 
     def _observe(self, tracked: _Tracked, state: RolloutState, action: Observe) -> Event:
         rollout = tracked.rollout
@@ -400,6 +425,7 @@ class Reconciler:
             starts[target] = start
             windows[target] = _custom_window(tracked.state, tracked.rollout.policy, start, end)
         began = self.clock.now()
+        self._last_read[id(source)] = began
         answers: dict[Target, Event]
         try:
             with child_span("rollout.query", rollouts=len(batch), end=end):

@@ -10,10 +10,13 @@ With more, they run on threads (the work is I/O-bound); an exception in a step s
 run and is raised from `run()`, unless `on_error(key, exc)` returns when to retry.
 
 Batched work: a step may return +inf (the key waits for something shared, e.g. a batched
-metrics read); `on_idle()` is called in the scheduler's thread whenever no step is
-running and none is due, and returns the keys it made ready (run now). A reconciler with
-batched looks passes `read_looks` there: the rollouts due at one moment all ask first,
-then one read answers them all.
+metrics read); `on_idle()` is called in the scheduler's thread whenever no wake-up is due
+or running, and returns the keys it made ready: their answers. Answers run after the
+wake-ups that are due, and may still be running when `on_idle` is called again. A
+reconciler with batched looks passes `read_looks` there: the rollouts due at one moment all
+ask first, then one read answers them all, and while Prometheus evaluates the next tick's
+read the workers judge and save the last tick's answers (at 1000 rollouts a tick's answers
+took longer than the time between the asks and the next read).
 
 Time: due times are the clock's (unix seconds). Between steps the scheduler waits for the
 earliest due time: on the system clock an interruptible wait (a new key or `stop()` wakes
@@ -27,6 +30,7 @@ import heapq
 import itertools
 import math
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -58,7 +62,9 @@ class Scheduler:
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, str]] = []
         self._due: dict[str, tuple[float, int]] = {}  # the live entry of each queued key
+        self._answers: deque[tuple[tuple[float, int], str]] = deque()  # on_idle's, in order
         self._running: set[str] = set()
+        self._answering: set[str] = set()  # running keys taken from `_answers`
         self._again: dict[str, float] = {}  # added while running: due again at
         self._removed: set[str] = set()
         self._seq = itertools.count()
@@ -138,6 +144,24 @@ class Scheduler:
         return None
 
     def _pop_due(self, now: float) -> str | None:
+        """A due wake-up, else the oldest answer; None when neither is there."""
+        key = self._pop_wake_up(now)
+        if key is not None:
+            return key
+        while self._answers:
+            entry, key = self._answers.popleft()
+            if self._due.get(key) == entry:  # else superseded or removed
+                del self._due[key]
+                self._answering.add(key)
+                return key
+        return None
+
+    def _waking(self, now: float) -> bool:
+        """Whether a wake-up (not an answer) is due or running."""
+        earliest = self._earliest()
+        return (earliest is not None and earliest <= now) or not self._running <= self._answering
+
+    def _pop_wake_up(self, now: float) -> str | None:
         while self._heap:
             when, seq, key = self._heap[0]
             if self._due.get(key) != (when, seq):
@@ -190,7 +214,7 @@ class Scheduler:
                     self._running.add(key)
                     pool.submit(self._work, key)
                     started = True
-                if started or (not self._running and self._idle()):
+                if started or (not self._waking(now) and self._idle()):
                     continue
                 if self._running and not isinstance(self._clock, SystemClock):
                     self._cond.wait(POLL_SECONDS)  # a simulated clock moves only when idle
@@ -209,7 +233,9 @@ class Scheduler:
         now = self._clock.now()
         for key in ready:
             if key in self._due:  # still waiting (not removed meanwhile)
-                self._queue(key, now)
+                entry = (now, next(self._seq))
+                self._due[key] = entry
+                self._answers.append((entry, key))
         return bool(ready)
 
     def _work(self, key: str) -> None:
@@ -258,6 +284,7 @@ class Scheduler:
 
     def _finished(self, key: str, wake: float | None) -> None:
         self._running.discard(key)
+        self._answering.discard(key)
         again = self._again.pop(key, None)
         if key in self._removed:
             self._removed.discard(key)

@@ -170,6 +170,39 @@ def test_a_failed_batched_read_is_each_rollouts_source_outage(tmp_path: Path) ->
     assert reconciler.read_looks() == []  # nothing asked until their retry is due
 
 
+def test_a_look_that_asks_after_its_ticks_read_joins_the_next_tick_s_read(
+    tmp_path: Path,
+) -> None:
+    """A rollout whose last answer was still being judged when its tick's read began does not
+    cost a read of its own: it waits for the next tick, and its look spans both intervals."""
+    clock = SimulatedClock()
+    reconciler = Reconciler(LocalStateStore(tmp_path), clock, batch_looks=True)
+    source = FakeSource()
+    on_time, late = (rollout(f"default-model-{i}", FakeRouter(), source) for i in range(2))
+    for r in (on_time, late):
+        reconciler.track(r, Started(), RolloutState.new(r.name, r.target, "d", clock.now()))
+        wake = reconciler.reconcile(r.key).wake_at  # weights set and confirmed
+    assert wake is not None and wake != math.inf
+    clock.sleep(wake - clock.now())  # the first tick
+    assert reconciler.reconcile(on_time.key).wake_at == math.inf  # asks
+    assert reconciler.read_looks() == [on_time.key]  # the tick's read, without `late`
+    waited = reconciler.reconcile(late.key).wake_at
+    assert waited == wake + 10  # the next tick (interval 10 s), not a read now
+    assert reconciler.read_looks() == []
+    next_tick = reconciler.reconcile(on_time.key).wake_at  # its answer
+    assert next_tick == waited
+    clock.sleep(waited - clock.now())
+    for r in (on_time, late):
+        assert reconciler.reconcile(r.key).wake_at == math.inf
+    assert sorted(reconciler.read_looks()) == sorted([on_time.key, late.key])
+    assert [n for _, n in source.batches] == [1, 2]  # two ticks, two reads
+    reconciler.reconcile(late.key)
+    state = reconciler.state(late.key)
+    assert state is not None and len(state.history) == 1
+    look = state.history[0]
+    assert look.end == waited and look.end - look.start > 10  # both intervals, counted once
+
+
 def test_one_worker_runs_in_the_calling_thread_and_a_crash_propagates(tmp_path: Path) -> None:
     threads: list[str] = []
     clock = SimulatedClock()
@@ -287,3 +320,57 @@ def test_keys_due_at_once_each_run_alone_and_in_turn_until_decided() -> None:
     assert overlaps == []
     assert steps == {key: 3 for key in keys}
     assert sorted(scheduler.decided) == sorted(keys)
+
+
+def test_wake_ups_due_run_before_the_answers_of_a_batched_read() -> None:
+    """A batch's answers wait behind the wake-ups due meanwhile: the next tick's asks are not
+    held up by the last tick's judging."""
+    clock = SimulatedClock()
+    order: list[str] = []
+    reads: list[int] = []
+
+    def step(key: str) -> float | None:
+        order.append(key)
+        if order.count(key) == 1 and key.startswith("ask"):
+            return math.inf  # waits for the read
+        if key == "ask-1":
+            scheduler.add("wake")  # due now, after the answers were queued
+        return None
+
+    def read() -> list[str]:
+        reads.append(len(reads))
+        return ["ask-1", "ask-2"] if len(reads) == 1 else []
+
+    scheduler = Scheduler(step, clock, workers=1, on_idle=read)
+    scheduler.add("ask-1")
+    scheduler.add("ask-2")
+    scheduler.run()
+    assert order == ["ask-1", "ask-2", "ask-1", "wake", "ask-2"]
+
+
+def test_the_next_read_is_asked_for_while_the_last_answers_still_run() -> None:
+    """With workers, `on_idle` comes again once no wake-up is due or running, even while an
+    answer is still being judged: the next read overlaps the last answers."""
+    clock = SimulatedClock()
+    next_read = threading.Event()
+    held: list[bool] = []
+    reads: list[int] = []
+
+    def step(key: str) -> float | None:
+        if key == "ask" and not reads:
+            return math.inf  # waits for the read
+        held.append(next_read.wait(10))  # the answer: judged until the next read is asked
+        return None
+
+    def read() -> list[str]:
+        reads.append(len(reads))
+        if len(reads) == 1:
+            return ["ask"]
+        next_read.set()
+        return []
+
+    scheduler = Scheduler(step, clock, workers=2, on_idle=read)
+    scheduler.add("ask")
+    scheduler.run()
+    assert held == [True]
+    assert scheduler.decided == ["ask"]
