@@ -262,8 +262,7 @@ class Reconciler:
             if isinstance(performed, Wait):
                 tracked.pending = Tick()
                 return Outcome(rollout.key, state, performed.until, tuple(happened))
-            if isinstance(performed, Observe):
-                tracked.asked = performed
+            if isinstance(performed, Observe):  # asked for (`_act`): `read_looks` reads it
                 return Outcome(rollout.key, state, ASKED_FOR_LOOK, tuple(happened))
             event = performed
 
@@ -335,7 +334,10 @@ class Reconciler:
                 return RouterFailed(str(exc), since=began)
         if isinstance(action, Observe):
             if self.batch_looks:
-                later = self._missed_read(tracked, state, action)
+                with self._mutex:  # decided and asked as one, never between a read's two
+                    later = self._missed_read(tracked, state, action)
+                    if later is None:
+                        tracked.asked = action
                 return action if later is None else Wait(later, "the next tick's read")
             with child_span("rollout.query", start=action.start, end=action.end):
                 return self._observe(tracked, state, action)
@@ -358,7 +360,8 @@ class Reconciler:
     def _missed_read(self, tracked: _Tracked, state: RolloutState, action: Observe) -> float | None:
         """When a batched look asks after its tick's read began (its last answer was still
         being judged), the next tick: its look then joins that read, one interval longer,
-        instead of costing a read of its own (2 more queries in the tick). None: ask now."""
+        instead of costing a read of its own (2 more queries in the tick). None: ask now.
+        Called holding the mutex, as `read_looks` takes the looks asked for."""
         interval = tracked.rollout.policy.analysis.interval
         last_read = self._last_read.get(id(tracked.rollout.source))
         if last_read is None or state.last_look_end is None or state.source_outage is not None:
@@ -403,8 +406,11 @@ class Reconciler:
         source (every query evaluated at the latest end asked for: each rollout's look
         runs from its own start to that end). Returns the keys whose answer (a look, or
         the source's failure) is ready for their next reconcile."""
-        with self._mutex:
+        with self._mutex:  # what this read takes, and when it began for `_missed_read`
             asking = [t for t in self._tracked.values() if t.asked is not None]
+            began = self.clock.now()
+            for tracked in asking:
+                self._last_read[id(tracked.rollout.source)] = began
         by_source: dict[int, list[_Tracked]] = {}
         for tracked in asking:
             by_source.setdefault(id(tracked.rollout.source), []).append(tracked)
@@ -425,7 +431,6 @@ class Reconciler:
             starts[target] = start
             windows[target] = _custom_window(tracked.state, tracked.rollout.policy, start, end)
         began = self.clock.now()
-        self._last_read[id(source)] = began
         answers: dict[Target, Event]
         try:
             with child_span("rollout.query", rollouts=len(batch), end=end):

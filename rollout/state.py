@@ -4,7 +4,7 @@
 step with the same weights, and it is bounded: per look only numbers (counts, bucket
 counts, problems), the judge's running `Analysis`; the PromQL text of each look goes to
 a query log beside it (`QueryLog`), which the report reads. 120 looks on the kit's 64
-buckets take about 40 KB of JSON (tests/test_state.py measures it): the looks are packed
+buckets take about 33 KB of JSON (tests/test_state.py measures it): the looks are packed
 (bucket layouts once, per-bucket counts, zlib, base64).
 
 Stores are keyed (`<namespace>-<name>`) with optimistic concurrency (`StateStore`):
