@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rollout.analysis.accumulate import Analysis
 from rollout.analysis.judge import judge_next
 from rollout.analysis.observation import (
     Bucket,
@@ -229,10 +230,11 @@ def _hold_lock_in_this_process(store: LocalFileStore) -> None:
         pytest.fail("the lock was taken twice")
 
 
-def test_the_judges_running_totals_survive_a_round_trip_and_judge_alike() -> None:
-    """A resumed rollout judges its next look from the saved Analysis exactly as if it had
-    never stopped."""
-    policy = Policy.model_validate({"steps": [{"weight": 50, "hold": "1m"}]})
+JUDGED_POLICY = Policy.model_validate({"steps": [{"weight": 50, "hold": "1m"}]})
+
+
+def judged_look() -> tuple[Observation, Analysis | None]:
+    """A look with errors and a histogram, and the judge's running totals after it."""
     les = (0.1, 0.12, 0.15, math.inf)
     look = Observation(
         start=T0,
@@ -240,14 +242,20 @@ def test_the_judges_running_totals_survive_a_round_trip_and_judge_alike() -> Non
         baseline=VersionCounts(900, 9, tuple(map(Bucket, les, (800, 850, 890, 900)))),
         candidate=VersionCounts(100, 3, tuple(map(Bucket, les, (80, 90, 97, 100)))),
     )
-    analysis, _ = judge_next(None, (look,), policy)
+    return look, judge_next(None, (look,), JUDGED_POLICY)[0]
+
+
+def test_the_judges_running_totals_survive_a_round_trip_and_judge_alike() -> None:
+    """A resumed rollout judges its next look from the saved Analysis exactly as if it had
+    never stopped."""
+    look, analysis = judged_look()
     state = replace(full_state(), analysis=analysis)
     back = state_from_json(state_to_json(state))
     assert back.analysis == analysis
     # NaN (a window not known yet) != NaN: compare what a person and the engine read
     again, resumed = (
-        judge_next(back.analysis, (look, look), policy),
-        judge_next(analysis, (look, look), policy),
+        judge_next(back.analysis, (look, look), JUDGED_POLICY),
+        judge_next(analysis, (look, look), JUDGED_POLICY),
     )
     assert repr(again) == repr(resumed)
 
@@ -255,15 +263,7 @@ def test_the_judges_running_totals_survive_a_round_trip_and_judge_alike() -> Non
 def test_the_running_totals_are_saved_as_exact_binary_rows_and_schema_2_still_reads() -> None:
     """The judge's log-likelihood ratios go out as binary doubles (bit for bit, signs of
     zero and infinities included); a file of the previous schema (decimal lists) resumes."""
-    policy = Policy.model_validate({"steps": [{"weight": 50, "hold": "1m"}]})
-    les = (0.1, 0.12, 0.15, math.inf)
-    look = Observation(
-        start=T0,
-        end=T0 + 10,
-        baseline=VersionCounts(900, 9, tuple(map(Bucket, les, (800, 850, 890, 900)))),
-        candidate=VersionCounts(100, 3, tuple(map(Bucket, les, (80, 90, 97, 100)))),
-    )
-    analysis, _ = judge_next(None, (look,), policy)
+    _, analysis = judged_look()
     assert analysis is not None and analysis.latency_llr and analysis.errors_up
     odd = ((-0.0, 5e-324, -math.inf), (1 / 3, 1e308, math.inf))
     state = replace(full_state(), analysis=replace(analysis, errors_down=odd))
