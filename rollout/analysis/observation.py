@@ -25,7 +25,7 @@ class Bucket:
 
 @lru_cache(maxsize=1 << 16, typed=True)
 def shared_bucket(le: float, count: int) -> Bucket:
-    """`Bucket(le, count)`, one object per pair while it is in use. A controller keeps every
+    """`Bucket(le, count)`, one object per pair among the 65,536 latest. A controller keeps every
     look's buckets of every rollout (128 a look on the kit's layout); most pairs recur (a
     look's count at a bound is often 0, or the same as at the next one), so shared buckets
     hold a 120-look history of 1000 rollouts in a fraction of the memory: see
