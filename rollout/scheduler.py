@@ -257,9 +257,12 @@ class Scheduler:
                 wake = None
                 self._fail(failure)
             with self._cond:
+                answered = key in self._answering
                 self._finished(key, wake)
                 following = self._take_due()
-                if following is None:
+                # The dispatcher waits for this: the last of the wake-ups lets it read the
+                # next batch while answers run; no work left, it waits for the next due time.
+                if following is None or (not answered and not self._waking(self._clock.now())):
                     self._cond.notify_all()
 
     def _take_due(self) -> str | None:
