@@ -3,9 +3,11 @@ clock, with fakes for the router and the source (tests/test_reconcile.py has the
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +20,32 @@ from rollout.routers.base import ALL_BASELINE, ALL_CANDIDATE
 from rollout.scheduler import Scheduler
 from rollout.state import LocalQueryLog, LocalStateStore, Phase, RolloutState
 from tests.test_reconcile import T0, FakeRouter, FakeSource, rollout
+
+
+class OverlapWatch:
+    """Around each step: which keys had a step start while another of theirs still ran, and
+    how many steps each key had."""
+
+    def __init__(self) -> None:
+        self.overlaps: list[str] = []
+        self.counts: dict[str, int] = {}
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def running(self, key: str) -> Iterator[int]:
+        """The step's number for `key` (1 for its first)."""
+        with self._lock:
+            if key in self._running:
+                self.overlaps.append(key)
+            self._running.add(key)
+            self.counts[key] = self.counts.get(key, 0) + 1
+            count = self.counts[key]
+        try:
+            yield count
+        finally:
+            with self._lock:
+                self._running.discard(key)
 
 
 class SimulatedClock:
@@ -68,20 +96,11 @@ def test_many_rollouts_driven_concurrently_by_one_scheduler_reach_their_decision
     reconciler = Reconciler(LocalStateStore(tmp_path), clock, LocalQueryLog(tmp_path))
     healthy, failing = SlowSource(), SlowSource(candidate_errors=60)  # shared, as clients are
     routers: dict[str, FakeRouter] = {}
-    active: set[str] = set()
-    overlap: list[str] = []
-    guard = threading.Lock()
+    steps = OverlapWatch()
 
     def step(key: str) -> float | None:
-        with guard:
-            if key in active:
-                overlap.append(key)
-            active.add(key)
-        try:
+        with steps.running(key):
             return reconciler.reconcile(key).wake_at
-        finally:
-            with guard:
-                active.discard(key)
 
     scheduler = Scheduler(step, clock, workers=8)
     for i in range(40):
@@ -93,7 +112,7 @@ def test_many_rollouts_driven_concurrently_by_one_scheduler_reach_their_decision
     scheduler.run()
 
     assert sorted(scheduler.decided) == sorted(routers) and not scheduler.keys()
-    assert not overlap  # a key never runs twice at once
+    assert not steps.overlaps  # a key never runs twice at once
     assert max(healthy.peak, failing.peak) > 1  # the looks did run concurrently
     store = LocalStateStore(tmp_path)
     for i, (key, router) in enumerate(routers.items()):
@@ -295,21 +314,11 @@ def test_keys_due_at_once_each_run_alone_and_in_turn_until_decided() -> None:
     """A thousand keys due together and due again at once (a tick of a controller): every step
     runs, none twice at the same time for one key, and every key ends decided."""
     clock = SimulatedClock()
-    steps: dict[str, int] = {}
-    busy: set[str] = set()
-    overlaps: list[str] = []
-    lock = threading.Lock()
+    steps = OverlapWatch()
 
     def step(key: str) -> float | None:
-        with lock:
-            if key in busy:
-                overlaps.append(key)
-            busy.add(key)
-            steps[key] = steps.get(key, 0) + 1
-            count = steps[key]
-        time.sleep(0.0001)  # I/O: other workers run meanwhile
-        with lock:
-            busy.discard(key)
+        with steps.running(key) as count:
+            time.sleep(0.0001)  # I/O: other workers run meanwhile
         return clock.now() if count < 3 else None
 
     scheduler = Scheduler(step, clock, workers=8)
@@ -317,8 +326,8 @@ def test_keys_due_at_once_each_run_alone_and_in_turn_until_decided() -> None:
     for key in keys:
         scheduler.add(key)
     scheduler.run()
-    assert overlaps == []
-    assert steps == {key: 3 for key in keys}
+    assert steps.overlaps == []
+    assert steps.counts == {key: 3 for key in keys}
     assert sorted(scheduler.decided) == sorted(keys)
 
 
