@@ -39,10 +39,8 @@ from rollout.analysis.stats import version_error_rate, version_p95
 from rollout.commands import Command, CommandBox
 from rollout.engine import (
     DECISIONS,
-    Abort,
     Event,
     Looked,
-    Promote,
     ReportWritten,
     Resumed,
     Retry,
@@ -219,16 +217,9 @@ class Driver:
         `rollout run` goes on from there. While a run drives it, the run is asked to.
         StateError when there is nothing to promote."""
         self._exit_codes = PROMOTE_EXIT_CODES
-        held = self._lock_unless_driven()
-        if held is None:
-            before, _ = self._load_same("promote")
-            self._check_promotable(before)
-            return self._ask_the_run(Command("promote", reason, full), before)
-        with held:
-            state, version = self._load_same("promote")
-            self._check_promotable(state)
-            self._stop_when_confirmed = not full
-            return self._schedule(Promote(full, reason), state, version)
+        self._stop_when_confirmed = not full
+        command = Command("promote", reason, full)
+        return self._act_or_ask(command, self._check_promotable)
 
     def _check_promotable(self, state: RolloutState) -> None:
         if state.policy_digest != policy_digest(self.policy):
@@ -299,15 +290,7 @@ class Driver:
         back to the baseline, confirmed by read-back, then the report. While a run drives it,
         the run is asked to. StateError when there is nothing to abort."""
         self._exit_codes = ABORT_EXIT_CODES
-        held = self._lock_unless_driven()
-        if held is None:
-            before, _ = self._load_same("abort")
-            self._check_abortable(before)
-            return self._ask_the_run(Command("abort", reason), before)
-        with held:
-            state, version = self._load_same("abort")
-            self._check_abortable(state)
-            return self._schedule(Abort(reason), state, version)
+        return self._act_or_ask(Command("abort", reason), self._check_abortable)
 
     def _check_abortable(self, state: RolloutState) -> None:
         if state.phase is Phase.PROMOTED:
@@ -324,14 +307,20 @@ class Driver:
 
     # ------------------------------------------------------------------ a run's commands
 
-    def _lock_unless_driven(self) -> contextlib.ExitStack | None:
-        """The rollout's lock, held; None when a `rollout run` holds it."""
+    def _act_or_ask(self, command: Command, check: Callable[[RolloutState], None]) -> ExitCode:
+        """`command` driven here under the rollout's lock, or, while a `rollout run` holds
+        that lock, asked of the run; `check` refuses a state it cannot act on (StateError)."""
         held = contextlib.ExitStack()
         try:
             held.enter_context(self.store.lock(self.key))
         except StateLockedError:
-            return None
-        return held
+            before, _ = self._load_same(command.verb)
+            check(before)
+            return self._ask_the_run(command, before)
+        with held:
+            state, version = self._load_same(command.verb)
+            check(state)
+            return self._schedule(command.event(), state, version)
 
     def _ask_the_run(self, command: Command, before: RolloutState) -> ExitCode:
         """Leave `command` for the run that drives the rollout and wait until its effect is
@@ -356,8 +345,8 @@ class Driver:
         # The router may fail for up to the policy's limit before the run gives up on it.
         confirmed_by = time.monotonic() + self.policy.outage.max_duration + COMMAND_TAKE_SECONDS
         while time.monotonic() < confirmed_by:
-            state = self.store.load(self.key)
-            code = None if state is None else self._answered(command, before, state[0])
+            loaded = self.store.load(self.key)
+            code = None if loaded is None else self._answered(command, before, loaded[0])
             if code is not None:
                 return code
             time.sleep(COMMAND_POLL_SECONDS)

@@ -194,10 +194,6 @@ def _document(body: str, version: int) -> str:
 _NON_FINITE: Final = {"+Inf": math.inf, "-Inf": -math.inf, "NaN": math.nan}
 
 
-def _plain_number(value: object) -> bool:
-    return type(value) is int or (type(value) is float and math.isfinite(value))
-
-
 def _finite_numbers(values: tuple[Any, ...]) -> bool:
     """Only finite numbers, checked in C: `fsum` refuses anything that is not a number and is
     finite only if every term is (an overflow of the sum itself just takes the slow way).
