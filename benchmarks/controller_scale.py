@@ -6,18 +6,18 @@
 Per N: a synthetic exporter (benchmarks/scale_exporter.py, its own process) exposes N models'
 two versions in the metrics contract (68 series per version: requests by status and the kit's
 histogram), a real Prometheus scrapes it every 15 s, and one process drives N rollouts with the
-code `rollout controller` runs: `Reconciler(batch_looks=True)` on a `LocalStateStore` (atomic,
-fsynced writes), the `Scheduler` with 16 workers and `read_looks` as its idle work, one shared
-`PrometheusSource`, routers that record weights. Analysis interval 10 s, one step held for
-longer than the run (the measure is the ticks, not the decisions). Each N runs in a fresh
-process (`--one N`) so its RSS is its own.
+code `rollout controller` runs: `Reconciler(batch_looks=True)` on a `LocalStateStore` (atomic
+writes, fsynced unless a save only adds looks), the `Scheduler` with 16 workers and
+`read_looks` as its idle work, one shared `PrometheusSource`, routers that record weights.
+Analysis interval 10 s, one step held for longer than the run (the measure is the ticks, not
+the decisions). Each N runs in a fresh process (`--one N`) so its RSS is its own.
 
 Measured from the second look on (the first reads the full 5-minute range for every rollout):
 - on time: the share of looks taken within 1 s of their due time (the interval's grid
   point): the look's end, the moment its data was cut and its query sent, for every rollout
   due then (one batched read); and, stricter, the share whose result (judged and saved) was
   there before the next look was due ("kept up"), with how late results were;
-- tick cost per rollout: its two reconciles (ask: read the router, save; answer: judge,
+- tick cost per rollout: its two reconciles (ask: read the router; answer: judge,
   save) plus its share of the batch read, p50 and p95;
 - queries per tick: HTTP queries to Prometheus in each interval of the grid (all rollouts,
   every batched read started in it), on every tick including the first looks': both
@@ -77,7 +77,7 @@ from rollout.state import LocalQueryLog, LocalStateStore, RolloutState  # noqa: 
 
 INTERVAL = 10.0
 SCRAPE = "15s"
-WORKERS = 16  # threads: the work is I/O (fsync, HTTP); the GIL serialises the rest
+WORKERS = 16  # threads: the work is I/O (file writes, HTTP); the GIL serialises the rest
 RESULTS = ROOT / "benchmarks" / "results" / "controller_scale.md"
 TARGETS = {"on_time": 0.99, "queries": 3, "rss_mb": 1024, "state_kb": 64}
 POLICY = Policy.model_validate(
